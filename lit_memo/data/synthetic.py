@@ -1,0 +1,107 @@
+"""Synthetic memorization data: Zhang et al. (2021) Sec. 5.1, Fig. 4."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from lit_memo.data.base import MemoDataModule, RepeatedBatch
+from lit_memo.models.shallow import OneHiddenLayerNet
+
+LABELS = ("gaussian", "sign", "teacher")
+
+
+class SyntheticDataModule(MemoDataModule):
+    """n inputs ``x_i ~ N(0, I_d)`` normalised to unit norm, with regression labels.
+
+    Args:
+        n: training samples (the set to memorize).
+        d: input dimension.
+        labels: ``gaussian`` (y ~ N(0, 1)), ``sign`` (y uniform in {-1, +1}) or ``teacher``
+            (y = a random tanh network of ``teacher_width`` units, LeCun init, applied to x).
+        n_val, n_test: held-out samples from the same distribution (0: no such split).
+        full_batch: every step sees the whole training set (gradient descent, as in the paper);
+            otherwise shuffled mini-batches of ``batch_size``.
+        steps_per_epoch: full-batch steps that make one Lightning epoch (validation,
+            checkpointing and epoch-level logging happen once per epoch).
+        seed: draws the data; the same seed gives the same data on every rank and every run.
+    """
+
+    def __init__(
+        self,
+        n: int = 1000,
+        d: int = 5,
+        labels: str = "gaussian",
+        teacher_width: int = 10,
+        n_val: int = 0,
+        n_test: int = 0,
+        full_batch: bool = True,
+        batch_size: int = 64,
+        steps_per_epoch: int = 1000,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if labels not in LABELS:
+            raise ValueError(f"data.labels must be one of {LABELS}, got {labels!r}")
+        for name, value, low in (("n", n, 1), ("d", d, 1), ("teacher_width", teacher_width, 1), ("n_val", n_val, 0),
+                                 ("n_test", n_test, 0), ("batch_size", batch_size, 1), ("steps_per_epoch", steps_per_epoch, 1)):
+            if value < low:
+                raise ValueError(f"data.{name} must be >= {low}, got {value}")
+        self.save_hyperparameters()
+        self.input_shape, self.num_outputs, self.task = (d,), 1, "regression"
+        self.splits: dict[str, TensorDataset] = {}
+
+    def make_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All ``n + n_val + n_test`` samples, drawn from ``seed`` alone."""
+        hp = self.hparams
+        total = hp.n + hp.n_val + hp.n_test
+        gen = torch.Generator().manual_seed(hp.seed)
+        x = torch.randn(total, hp.d, generator=gen)
+        x = x / x.norm(dim=1, keepdim=True)
+        if hp.labels == "gaussian":
+            y = torch.randn(total, generator=gen)
+        elif hp.labels == "sign":
+            y = torch.randint(0, 2, (total,), generator=gen).float() * 2 - 1
+        else:
+            teacher = OneHiddenLayerNet(hp.d, hp.teacher_width, 1, activation="tanh")
+            with torch.no_grad():
+                for p in teacher.parameters():
+                    p.normal_(0.0, 1.0 / p[0].numel() ** 0.5, generator=gen)
+                y = teacher(x).squeeze(1)
+        return x, y
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        if self.splits:
+            return
+        hp = self.hparams
+        x, y = self.make_tensors()
+        bounds = {"train": (0, hp.n), "val": (hp.n, hp.n + hp.n_val), "test": (hp.n + hp.n_val, len(x))}
+        self.splits = {k: TensorDataset(x[a:b], y[a:b]) for k, (a, b) in bounds.items() if b > a}
+
+    def train_dataloader(self):
+        data = self.splits["train"]
+        if not self.hparams.full_batch:
+            return DataLoader(data, batch_size=self.hparams.batch_size, shuffle=True)
+        # each DDP rank takes every world-th sample; DDP's gradient average is then full-batch GD
+        # (exactly so when world divides n, since every shard has the same size)
+        rank, world = self.world()
+        x, y = data.tensors
+        return RepeatedBatch((x[rank::world], y[rank::world]), self.hparams.steps_per_epoch)
+
+    def _eval_loader(self, split: str):
+        data = self.splits.get(split)
+        if data is None:
+            return []
+        return DataLoader(data, batch_size=len(data) if self.hparams.full_batch else self.hparams.batch_size)
+
+    def val_dataloader(self):
+        return self._eval_loader("val")
+
+    def test_dataloader(self):
+        return self._eval_loader("test")
+
+    @property
+    def has_test(self) -> bool:
+        return self.hparams.n_test > 0

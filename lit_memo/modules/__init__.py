@@ -1,0 +1,8 @@
+"""LightningModules (one per architecture family) and the two reusable mixins."""
+
+from lit_memo.modules.base import MemorizationModule
+from lit_memo.modules.mirrored import MirroredInitMixin
+from lit_memo.modules.projected import ProjectedOptimizerMixin
+from lit_memo.modules.shallow import ShallowNetModule
+
+__all__ = ["MemorizationModule", "MirroredInitMixin", "ProjectedOptimizerMixin", "ShallowNetModule"]

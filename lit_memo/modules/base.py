@@ -1,0 +1,147 @@
+"""The LightningModule all architecture families share: task, regime, optimizer groups, logging."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from lit_memo.modules.mirrored import MirroredInitMixin
+from lit_memo.modules.projected import ProjectedOptimizerMixin
+from lit_memo.optim.constraints import BallConstraint, Constraint, OuterConstraint
+from lit_memo.optim.projections import check_outer_set, check_radius
+from lit_memo.regimes import get_regime
+
+TASKS = ("regression", "classification")
+SPLITS = ("train", "val", "test")
+
+
+class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.LightningModule):
+    """Trains ``self.net`` for regression (squared loss) or classification (cross-entropy).
+
+    A family subclass builds ``self.net`` (pairwise output layer when ``self.regime.mirrored``),
+    calls ``self.init_network_()`` and says which parameters are the constrained hidden weights
+    (``hidden_parameters``) and the outer weights (``outer_parameters``). The regime then decides
+    the init and the constraint groups; the two groups get their own learning rates, since
+    Zhang et al. grid-search them separately.
+
+    Args:
+        input_shape, num_outputs, task: the data's; ``train.py`` links them from the DataModule.
+        regime: ``ours``, ``regular`` or ``constrained_regular`` (see ``lit_memo.regimes``).
+        radius: r of the ball ``||W - W0||_F <= r`` on the hidden weights (inf: unconstrained).
+        zeta, gamma: the outer set ``V = {|v_i| >= zeta, max|v| <= gamma min|v|}``.
+        optimizer: a callable taking parameter groups (default SGD lr 0.01 momentum 0.9, our choice).
+        lr_hidden, lr_outer: learning rates of the two groups (None: the optimizer's lr).
+        lr_scheduler: a callable taking the optimizer; stepped every ``lr_scheduler_interval``.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int] = (1,),
+        num_outputs: int = 1,
+        task: str = "regression",
+        regime: str = "ours",
+        radius: float = math.inf,
+        zeta: float = 0.0,
+        gamma: float = math.inf,
+        optimizer: Optional[OptimizerCallable] = None,
+        lr_hidden: Optional[float] = None,
+        lr_outer: Optional[float] = None,
+        lr_scheduler: Optional[LRSchedulerCallable] = None,
+        lr_scheduler_interval: str = "epoch",
+    ) -> None:
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        self.regime = get_regime(regime)
+        check_radius(radius, "radius")
+        check_outer_set(zeta, gamma)
+        for name, lr in (("lr_hidden", lr_hidden), ("lr_outer", lr_outer)):
+            if lr is not None and not lr > 0:
+                raise ValueError(f"{name} must be > 0 (or null for the optimizer's lr), got {lr}")
+        if lr_scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"lr_scheduler_interval must be 'epoch' or 'step', got {lr_scheduler_interval!r}")
+        self.input_shape, self.num_outputs, self.task = tuple(input_shape), num_outputs, task
+        self.radius, self.zeta, self.gamma = radius, zeta, gamma
+        self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
+        self.lr_hidden, self.lr_outer, self.lr_scheduler_interval = lr_hidden, lr_outer, lr_scheduler_interval
+        if task == "classification":
+            for split in SPLITS:
+                setattr(self, f"{split}_acc", MulticlassAccuracy(num_classes=num_outputs, average="micro"))
+
+    # -- what a family subclass provides ---------------------------------------------------
+    net: nn.Module
+
+    def hidden_parameters(self) -> list[nn.Parameter]:
+        raise NotImplementedError
+
+    def outer_parameters(self) -> list[nn.Parameter]:
+        raise NotImplementedError
+
+    def init_network_(self) -> None:
+        """Apply the regime's init once ``self.net`` exists."""
+        if self.regime.mirrored:
+            self.mirror_init_()
+
+    # -- regime -> constraints -------------------------------------------------------------
+    def constraint_groups(self) -> dict[str, Constraint]:
+        groups: dict[str, Constraint] = {}
+        if self.regime.ball and not math.isinf(self.radius):
+            groups["hidden"] = BallConstraint(self.hidden_parameters(), self.radius)
+        if self.regime.outer_set:
+            (v,) = self.outer_parameters()
+            groups["outer"] = OuterConstraint(v, self.zeta, self.gamma)
+        return groups
+
+    # -- training --------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == "classification":
+            return F.cross_entropy(out, y)
+        return F.mse_loss(out.reshape(y.shape), y)
+
+    def _step(self, batch, split: str) -> torch.Tensor:
+        x, y = batch
+        out = self(x)
+        loss = self.loss(out, y)
+        on_step = split == "train"
+        self.log(f"{split}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=not on_step, sync_dist=not on_step)
+        if self.task == "classification":
+            acc = getattr(self, f"{split}_acc")
+            acc(out.detach(), y)
+            self.log(f"{split}/acc", acc, prog_bar=True, on_step=on_step, on_epoch=not on_step)
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def configure_optimizers(self):
+        hidden, outer = self.hidden_parameters(), self.outer_parameters()
+        named = {id(p) for p in hidden + outer}
+        rest = [p for p in self.parameters() if id(p) not in named and p.requires_grad]
+        groups = []
+        for params, lr in ((hidden, self.lr_hidden), (outer, self.lr_outer), (rest, None)):
+            if params:
+                groups.append({"params": params} if lr is None else {"params": params, "lr": lr})
+        if self.optimizer_factory is None:
+            optimizer = torch.optim.SGD(groups, lr=0.01, momentum=0.9)
+        else:
+            optimizer = self.optimizer_factory(groups)
+        if self.lr_scheduler_factory is None:
+            return optimizer
+        scheduler = self.lr_scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_scheduler_interval}}
