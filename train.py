@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import time
+from unittest import mock
 from pathlib import Path
 from typing import Optional
 
@@ -145,6 +146,13 @@ class MemoCLI(LightningCLI):
 def build_cli(args: Optional[list[str]] = None) -> MemoCLI:
     """Parse ``args`` (default: ``sys.argv[1:]``) and instantiate model, data and trainer."""
     args = resolve_config_args(sys.argv[1:] if args is None else list(args))
+    # LightningCLI warns when it gets args and sys.argv holds others too (pytest's, or ours
+    # before config names were resolved); args is the whole truth here, so hide sys.argv
+    with mock.patch.object(sys, "argv", sys.argv[:1]):
+        return _build(args)
+
+
+def _build(args: list[str]) -> MemoCLI:
     return MemoCLI(
         MemorizationModule,
         MemoDataModule,

@@ -24,8 +24,9 @@ class SyntheticDataModule(MemoDataModule):
         n_val, n_test: held-out samples from the same distribution (0: no such split).
         full_batch: every step sees the whole training set (gradient descent, as in the paper);
             otherwise shuffled mini-batches of ``batch_size``.
-        steps_per_epoch: full-batch steps that make one Lightning epoch (validation,
-            checkpointing and epoch-level logging happen once per epoch).
+        batches_per_epoch: full batches that make one Lightning epoch (validation,
+            checkpointing and epoch-level logging happen once per epoch); with the module's
+            ``steps_per_batch: K`` an epoch is ``K * batches_per_epoch`` GD steps.
         seed: draws the data; the same seed gives the same data on every rank and every run.
     """
 
@@ -39,14 +40,14 @@ class SyntheticDataModule(MemoDataModule):
         n_test: int = 0,
         full_batch: bool = True,
         batch_size: int = 64,
-        steps_per_epoch: int = 1000,
+        batches_per_epoch: int = 1000,
         seed: int = 0,
     ) -> None:
         super().__init__()
         if labels not in LABELS:
             raise ValueError(f"data.labels must be one of {LABELS}, got {labels!r}")
         for name, value, low in (("n", n, 1), ("d", d, 1), ("teacher_width", teacher_width, 1), ("n_val", n_val, 0),
-                                 ("n_test", n_test, 0), ("batch_size", batch_size, 1), ("steps_per_epoch", steps_per_epoch, 1)):
+                                 ("n_test", n_test, 0), ("batch_size", batch_size, 1), ("batches_per_epoch", batches_per_epoch, 1)):
             if value < low:
                 raise ValueError(f"data.{name} must be >= {low}, got {value}")
         self.save_hyperparameters()
@@ -88,7 +89,7 @@ class SyntheticDataModule(MemoDataModule):
         # (exactly so when world divides n, since every shard has the same size)
         rank, world = self.world()
         x, y = data.tensors
-        return RepeatedBatch((x[rank::world], y[rank::world]), self.hparams.steps_per_epoch)
+        return RepeatedBatch((x[rank::world], y[rank::world]), self.hparams.batches_per_epoch)
 
     def _eval_loader(self, split: str):
         data = self.splits.get(split)

@@ -55,6 +55,7 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
         lr_outer: Optional[float] = None,
         lr_scheduler: Optional[LRSchedulerCallable] = None,
         lr_scheduler_interval: str = "epoch",
+        steps_per_batch: int = 1,
     ) -> None:
         super().__init__()
         if task not in TASKS:
@@ -67,6 +68,11 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
                 raise ValueError(f"{name} must be > 0 (or null for the optimizer's lr), got {lr}")
         if lr_scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"lr_scheduler_interval must be 'epoch' or 'step', got {lr_scheduler_interval!r}")
+        if steps_per_batch < 1:
+            raise ValueError(f"steps_per_batch must be >= 1, got {steps_per_batch}")
+        # several GD steps per batch: the loop runs here (manual optimization), not in Lightning
+        self.steps_per_batch = steps_per_batch
+        self.automatic_optimization = steps_per_batch == 1
         self.input_shape, self.num_outputs, self.task = tuple(input_shape), num_outputs, task
         self.radius, self.zeta, self.gamma = radius, zeta, gamma
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
@@ -120,8 +126,38 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
             self.log(f"{split}/acc", acc, prog_bar=True, on_step=on_step, on_epoch=not on_step)
         return loss
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+    def training_step(self, batch, batch_idx: int) -> Optional[torch.Tensor]:
+        if self.automatic_optimization:
+            return self._step(batch, "train")
+        return self._multi_step(batch)
+
+    def _multi_step(self, batch) -> torch.Tensor:
+        """``steps_per_batch`` optimizer steps on one batch (full-batch GD without per-step overhead).
+
+        Each step goes through the LightningOptimizer, so ``trainer.global_step`` counts GD steps
+        and ``max_steps`` is honoured exactly; the loss of the last step is logged, at x = GD step.
+        """
+        optimizer = self.optimizers()
+        x, y = batch
+        steps = self.steps_per_batch
+        if self.trainer.max_steps > 0:
+            steps = min(steps, self.trainer.max_steps - self.global_step)
+        for _ in range(steps):
+            optimizer.zero_grad()
+            out = self(x)
+            loss = self.loss(out, y)
+            self.manual_backward(loss)
+            optimizer.step()
+        self.log("step", float(self.global_step), on_step=True, on_epoch=False, logger=True, prog_bar=False)
+        self.log("train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
+        if self.task == "classification":
+            self.train_acc(out.detach(), y)
+            self.log("train/acc", self.train_acc, prog_bar=True, on_step=True, on_epoch=False)
+        scheduler = self.lr_schedulers()
+        if scheduler is not None and self.lr_scheduler_interval == "step":
+            for _ in range(steps):
+                scheduler.step()
+        return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")

@@ -35,12 +35,12 @@ class MirroredInitMixin:
         self, weight_init: Optional[Callable[[torch.Tensor], torch.Tensor]] = lecun_normal_
     ) -> "MirroredInitMixin":
         """``weight_init`` draws the first half in place (None keeps the current first half)."""
+        if not any(isinstance(m, PairwiseLinear) for m in self.modules()):
+            raise ValueError(f"{type(self).__name__} has no PairwiseLinear output layer; mirroring alone would not zero the output")
         layers = list(self.mirrored_modules())
         for name, module in layers:  # validate everything before touching anything
             width = module.num_features if isinstance(module, nn.modules.batchnorm._BatchNorm) else module.weight.shape[0]
             check_even(width, name)
-        if not any(isinstance(m, PairwiseLinear) for m in self.modules()):
-            raise ValueError(f"{type(self).__name__} has no PairwiseLinear output layer; mirroring alone would not zero the output")
         for name, module in layers:
             if weight_init is not None and not isinstance(module, nn.modules.batchnorm._BatchNorm):
                 half = module.weight.shape[0] // 2

@@ -37,13 +37,16 @@ def check_outer_set(zeta: float, gamma: float) -> None:
         raise ValueError(f"gamma must be >= 1 (it bounds max|v| / min|v|; inf for no bound), got {gamma}")
 
 
-def ball_distance(x: TensorOrList, center: TensorOrList) -> torch.Tensor:
-    """``||x - center||_2`` with the tensors of a list treated as one vector (a 0-dim tensor)."""
+def ball_distance(x: TensorOrList, center: TensorOrList) -> float:
+    """``||x - center||_2`` with the tensors of a list treated as one vector."""
     xs, cs = _as_list(x), _as_list(center)
     if len(xs) != len(cs):
         raise ValueError(f"x has {len(xs)} tensors but center has {len(cs)}")
-    sq = [torch.sum((a.detach() - c).double() ** 2) for a, c in zip(xs, cs)]
-    return torch.sqrt(torch.stack(sq).sum())
+    with torch.no_grad():  # one fused op per tensor: this runs after every optimizer step
+        if len(xs) == 1:
+            return torch.dist(xs[0], cs[0]).item()
+        norms = torch._foreach_norm(torch._foreach_sub(xs, cs))
+        return torch.linalg.vector_norm(torch.stack(norms)).item()
 
 
 def project_ball_(x: TensorOrList, center: TensorOrList, radius: float) -> bool:
@@ -52,7 +55,7 @@ def project_ball_(x: TensorOrList, center: TensorOrList, radius: float) -> bool:
     if math.isinf(radius):
         return False
     xs, cs = _as_list(x), _as_list(center)
-    dist = ball_distance(xs, cs).item()
+    dist = ball_distance(xs, cs)
     if dist <= radius * (1 + RTOL):
         return False
     scale = radius / dist
@@ -70,8 +73,8 @@ def project_ball(x: TensorOrList, center: TensorOrList, radius: float) -> Tensor
 
 
 def in_outer_set(v: torch.Tensor, zeta: float, gamma: float, rtol: float = RTOL) -> bool:
-    a = v.detach().abs()
-    lo, hi = a.min().item(), a.max().item()
+    lo, hi = torch.aminmax(v.detach().abs())
+    lo, hi = lo.item(), hi.item()
     return lo >= zeta * (1 - rtol) and (math.isinf(gamma) or hi <= gamma * lo * (1 + rtol))
 
 

@@ -1,0 +1,66 @@
+"""Full-batch GD steps/second: lit_memo (train.py's path) vs a plain PyTorch loop, one run.
+
+The plain loop does the same computation: forward, squared loss, backward, SGD with momentum,
+and the same projections. Usage:
+    python benchmarks/bench_full_batch.py [--steps 3000] [--config synthetic_narrow.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import train  # noqa: E402
+
+
+def plain_loop(module, x, y, steps: int) -> float:
+    optimizer = module.configure_optimizers()
+    if module.constraint_groups():
+        module.capture_anchors_()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = module.loss(module(x), y)
+        loss.backward()
+        optimizer.step()
+        module.project_constraints_()
+    return steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--config", default="synthetic_narrow.yaml")
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("overrides", nargs="*", help="extra train.py flags, e.g. --data.init_args.n=1000")
+    a, extra = ap.parse_known_args()
+    a.overrides += extra
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    with tempfile.TemporaryDirectory() as out:
+        args = ["--config", a.config, f"--trainer.max_steps={a.steps}", f"--output_dir={out}", *a.overrides]
+        cli = train.build_cli(args)
+        dm = cli.datamodule
+        dm.setup("fit")
+        x, y = dm.splits["train"].tensors
+        # same module, same init, for the plain loop (a fresh copy so both start equal)
+        plain = train.build_cli(args).model
+        # warm-up both paths (allocator, thread pool), then time them back to back
+        plain_loop(train.build_cli(args).model, x, y, 50)
+        plain_rate = plain_loop(plain, x, y, a.steps)
+        t0 = time.perf_counter()
+        cli.trainer.fit(cli.model, datamodule=dm)
+        lit_rate = a.steps / (time.perf_counter() - t0)
+    print(f"config={a.config} n={len(x)} d={x.shape[1]} width={cli.model.hparams.width} steps={a.steps} threads={torch.get_num_threads()}")
+    print(f"plain PyTorch loop : {plain_rate:9.1f} steps/s")
+    print(f"lit_memo (Trainer) : {lit_rate:9.1f} steps/s (includes Trainer start-up)")
+    print(f"ratio lit_memo / plain = {lit_rate / plain_rate:.3f}")
+
+
+if __name__ == "__main__":
+    main()

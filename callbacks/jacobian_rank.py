@@ -1,0 +1,63 @@
+"""Smallest singular value and rank of the Jacobian along training: Zhang et al. (2021) Fig. 4 c-d,
+and the PL certificate of the lecture notes (papers/003)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import pytorch_lightning as pl
+
+from callbacks.base import DiagnosticCallback, has_wandb
+from callbacks.probes import first_samples, select_params
+from lit_memo.diagnostics import default_rtol, jacobian_spectrum, spectrum_summary
+from lit_memo.diagnostics.jacobian import DEFAULT_MAX_BYTES
+
+
+class JacobianRankCallback(DiagnosticCallback):
+    """Logs ``jacobian/sigma_min``, ``sigma_max``, ``rank``, ``condition`` and ``seconds``; on W&B
+    also ``jacobian/spectrum`` (a histogram of all singular values).
+
+    J is the Jacobian of the outputs on the probe set (the first ``num_probes`` training samples,
+    fixed for the run) w.r.t. ``params``, from :func:`lit_memo.diagnostics.jacobian_spectrum`.
+
+    Args:
+        every_n_steps: optimizer steps between measurements (also at train start and end).
+        num_probes: k, the number of training samples in the probe set.
+        params: constraint-group names, parameter names or module prefixes (``net.hidden``);
+            None: the module's constrained groups, or every trainable parameter without any.
+        rank_rtol, rank_atol: a singular value counts when ``> max(atol, rtol * sigma_max)``;
+            rtol None: ``max(rows, cols) * eps`` of the parameters' dtype (torch.linalg.matrix_rank's).
+        max_bytes: memory bound of one temporary Jacobian block.
+    """
+
+    prefix = "jacobian"
+
+    def __init__(self, every_n_steps: Optional[int] = 500, num_probes: int = 32, params: Optional[list[str]] = None,
+                 rank_rtol: Optional[float] = None, rank_atol: float = 0.0, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        super().__init__(every_n_steps)
+        if num_probes < 1:
+            raise ValueError(f"num_probes must be >= 1, got {num_probes}")
+        self.num_probes, self.params = num_probes, params
+        self.rank_rtol, self.rank_atol, self.max_bytes = rank_rtol, rank_atol, max_bytes
+        self._probes = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._probes = None
+
+    def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+        if self._probes is None:
+            self._probes = first_samples(trainer, self.num_probes, pl_module.device)[0]
+        params = select_params(pl_module, self.params, default_groups=True)
+        sv = jacobian_spectrum(pl_module, self._probes, params, max_bytes=self.max_bytes)
+        dtype = next(pl_module.parameters()).dtype
+        num_params = sum(p.numel() for p in params) if params is not None else \
+            sum(p.numel() for p in pl_module.parameters() if p.requires_grad)
+        rows = len(sv) if num_params >= len(sv) else None  # k*C is not needed beyond the tolerance
+        rtol = self.rank_rtol if self.rank_rtol is not None else default_rtol(rows or num_params, num_params, dtype)
+        metrics: dict[str, Any] = {f"jacobian/{k}": v for k, v in spectrum_summary(sv, rtol, self.rank_atol).items()}
+        if has_wandb(trainer):
+            import wandb
+
+            metrics["jacobian/spectrum"] = wandb.Histogram(sv.cpu().numpy())
+        return metrics

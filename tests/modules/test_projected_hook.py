@@ -1,0 +1,113 @@
+"""The projection hook runs after every real optimizer step and only then, whatever drives the step."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+import train
+from conftest import assert_inside_and_fixed_point
+from lit_memo.data import SyntheticDataModule
+from lit_memo.modules import ShallowNetModule
+
+TIGHT = dict(regime="ours", radius=0.05, zeta=0.05, gamma=2.0, lr_hidden=0.5, lr_outer=0.5)
+
+
+def make(**kw):
+    torch.manual_seed(0)
+    data = SyntheticDataModule(n=64, d=6, full_batch=False, batch_size=16, seed=1)
+    module = ShallowNetModule(input_shape=data.input_shape, width=12, **{**TIGHT, **kw})
+    return module, data
+
+
+def projected_steps(module) -> int:
+    return sum(steps for steps, _ in module.projection_stats.values()) // len(module.constraint_groups())
+
+
+def test_gradient_accumulation_projects_once_per_optimizer_step(make_trainer):
+    module, data = make()
+    trainer = make_trainer(max_steps=6, accumulate_grad_batches=2)
+    trainer.fit(module, datamodule=data)
+    assert trainer.global_step == 6
+    assert projected_steps(module) == 6  # not 12: micro-batches do not step
+    assert module.projection_stats["hidden"][1] > 0  # the ball was active
+    assert_inside_and_fixed_point(module)
+
+
+def test_optimizer_from_yaml_key(tmp_path):
+    cli = train.build_cli([
+        "--config", "synthetic_narrow.yaml", "--optimizer=torch.optim.Adam", "--optimizer.lr=0.05",
+        "--model.init_args.radius=0.05", "--model.init_args.steps_per_batch=1", "--trainer.max_steps=5",
+        "--trainer.logger=false", "--trainer.enable_progress_bar=false", f"--output_dir={tmp_path}"])
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert isinstance(cli.trainer.optimizers[0], torch.optim.Adam)
+    assert projected_steps(cli.model) == 5
+    assert_inside_and_fixed_point(cli.model)
+
+
+def test_manual_optimization_multi_step(make_trainer):
+    module, data = make(steps_per_batch=3)
+    assert not module.automatic_optimization
+    trainer = make_trainer(max_steps=7)
+    trainer.fit(module, datamodule=data)
+    assert trainer.global_step == 7  # capped exactly, although 3 does not divide 7
+    assert projected_steps(module) == 7
+    assert_inside_and_fixed_point(module)
+
+
+class SkippingModule(ShallowNetModule):
+    """Skips every second step: Lightning's documented way is to return None from training_step."""
+
+    def training_step(self, batch, batch_idx):
+        return None if batch_idx % 2 else super().training_step(batch, batch_idx)
+
+
+def test_skipped_training_steps_keep_the_constraint(make_trainer):
+    # Lightning still calls optimizer.step() (a no-op: no gradients) for a None loss, so the
+    # hook runs as often as the trainer counts steps, and the weights stay in their sets
+    torch.manual_seed(0)
+    data = SyntheticDataModule(n=64, d=6, full_batch=False, batch_size=16, seed=1)
+    module = SkippingModule(input_shape=data.input_shape, width=12, **TIGHT)
+    trainer = make_trainer(max_epochs=2)
+    trainer.fit(module, datamodule=data)
+    assert projected_steps(module) == trainer.global_step == 8
+    assert_inside_and_fixed_point(module)
+
+
+def test_grad_scaler_skipped_step_does_not_project(make_trainer):
+    """AMP's GradScaler skips optimizer.step() on inf gradients; the projection must not run."""
+    module, data = make()
+    trainer = make_trainer(max_steps=1)
+    trainer.fit(module, datamodule=data)
+    module._register_projection_hooks()  # fit removed them; put them back on the same optimizer
+    optimizer = trainer.optimizers[0]
+    scaler = torch.amp.GradScaler("cpu")
+    before = projected_steps(module)
+    params = [p.detach().clone() for p in module.parameters()]
+    for p in module.parameters():
+        p.grad = torch.full_like(p, float("inf"))
+    scaler.step(optimizer)
+    scaler.update()
+    assert projected_steps(module) == before
+    assert all(torch.equal(a, b) for a, b in zip(params, module.parameters()))
+    for p in module.parameters():
+        p.grad = torch.ones_like(p)
+    scaler.step(optimizer)
+    assert projected_steps(module) == before + 1
+    module._remove_projection_hooks()
+    assert_inside_and_fixed_point(module)
+
+
+def test_anchor_is_the_initialisation_and_training_starts_inside(make_trainer):
+    module, data = make()
+    init = [p.detach().clone() for p in module.hidden_parameters()]
+    make_trainer(max_steps=3).fit(module, datamodule=data)
+    assert all(torch.equal(a, b) for a, b in zip(module.anchors_for("hidden"), init))
+    assert "outer" not in module.constraint_anchors  # V has no centre
+
+
+def test_regular_has_no_constraint_and_constrained_regular_only_the_ball():
+    module, _ = make(regime="regular")
+    assert module.constraint_groups() == {}
+    module, _ = make(regime="constrained_regular")
+    assert list(module.constraint_groups()) == ["hidden"]
