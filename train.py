@@ -105,7 +105,6 @@ class MemoCLI(LightningCLI):
             raise FileNotFoundError(f"--ckpt_path {cfg.ckpt_path}: no such checkpoint file")
         if cfg.wandb_mode not in WANDB_MODES:
             raise ValueError(f"--wandb_mode must be one of {WANDB_MODES}, got {cfg.wandb_mode!r}")
-        self.run_dir = self._make_run_dir(Path(cfg.output_dir) / self.run_name)
 
     @staticmethod
     def _make_run_dir(parent: Path) -> Path:
@@ -123,6 +122,8 @@ class MemoCLI(LightningCLI):
         return run_dir
 
     def instantiate_trainer(self, **kwargs):
+        # model and data built fine: only now make the run folder, so a bad config leaves none
+        self.run_dir = self._make_run_dir(Path(self.config.output_dir) / self.run_name)
         trainer_cfg = self._get(self.config_init, "trainer", default={})
         loggers = trainer_cfg.get("logger")
         if loggers is not False:
@@ -168,7 +169,10 @@ def _build(args: list[str]) -> MemoCLI:
 
 
 def main(args: Optional[list[str]] = None) -> MemoCLI:
-    cli = build_cli(args)
+    try:
+        cli = build_cli(args)
+    except (ValueError, FileNotFoundError) as err:  # a bad config: say why, without a traceback
+        raise SystemExit(f"error: {err}") from err
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
     if cli.config.run_test and cli.datamodule.has_test:
         cli.trainer.test(cli.model, datamodule=cli.datamodule)

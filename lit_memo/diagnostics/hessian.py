@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, jvp
+from torch.func import functional_call, grad, vjp
 
 from lit_memo.diagnostics.functional import ParamSpec, eval_mode, split_params
 from lit_memo.diagnostics.lanczos import lanczos_extreme_eigenvalues
@@ -18,7 +18,7 @@ LossFn = Callable[..., torch.Tensor]
 def hessian_vector_product(model: nn.Module, loss_fn: LossFn, batch: Sequence[torch.Tensor],
                            params: ParamSpec = None) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
     """``(v -> H v, dim)`` on flat vectors, H the Hessian of ``loss_fn(model(x), *targets)``
-    w.r.t. the chosen parameters at their current values (forward-over-reverse: jvp of grad).
+    w.r.t. the chosen parameters at their current values (reverse-over-reverse: vjp of grad).
 
     Call the product inside :func:`eval_mode` (as :func:`hessian_extreme_eigenvalues` does)."""
     x, *targets = batch
@@ -30,12 +30,15 @@ def hessian_vector_product(model: nn.Module, loss_fn: LossFn, batch: Sequence[to
     def loss(p: dict[str, torch.Tensor]) -> torch.Tensor:
         return loss_fn(functional_call(model, (p, rest), (x,)), *targets)
 
-    grad_fn = grad(loss)
+    # reverse-over-reverse: H is symmetric, so the vjp of the gradient is H v; the graph of the
+    # gradient is built once and reused by every product (forward-over-reverse, jvp of grad,
+    # rebuilds it each time and lacks forward-AD formulas for some backward ops, e.g. slicing's)
+    _, vjp_fn = vjp(grad(loss), chosen)
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
         parts = torch.split(v, sizes)
-        tangent = {n: part.reshape(s).to(chosen[n].dtype) for n, part, s in zip(names, parts, shapes)}
-        _, hv = jvp(grad_fn, (chosen,), (tangent,))
+        cotangent = {n: part.reshape(s).to(chosen[n].dtype) for n, part, s in zip(names, parts, shapes)}
+        (hv,) = vjp_fn(cotangent)
         return torch.cat([hv[n].reshape(-1) for n in names])
 
     return hvp, sum(sizes)

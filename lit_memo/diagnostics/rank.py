@@ -9,9 +9,16 @@ import torch
 
 
 def default_rtol(num_rows: int, num_cols: int, dtype: torch.dtype) -> float:
-    """``max(rows, cols) * eps(dtype)``: the convention of ``torch.linalg.matrix_rank``; use the
-    dtype the matrix was computed in (float32 J: eps 1.2e-7), not the float64 of its spectrum."""
-    return max(num_rows, num_cols) * torch.finfo(dtype).eps
+    """Relative tolerance for the rank of a ``rows x cols`` Jacobian computed in ``dtype``.
+
+    ``max(rows, cols) * eps(dtype)``, the convention of ``torch.linalg.matrix_rank`` (use the
+    dtype J was computed in: float32 gives eps 1.2e-7), but never below
+    ``sqrt(max(rows, cols) * eps(float64))``: a spectrum taken from the float64 Gram matrix
+    ``J J^T`` squares J's condition number, so it cannot resolve singular values below that
+    fraction of sigma_max (it matters for float64 models only).
+    """
+    size = max(num_rows, num_cols)
+    return max(size * torch.finfo(dtype).eps, math.sqrt(size * torch.finfo(torch.float64).eps))
 
 
 def numerical_rank(singular_values: torch.Tensor, rtol: float, atol: float = 0.0) -> int:
