@@ -58,9 +58,10 @@ def decode_files(paths: Sequence[str], shape: tuple[int, int, int], num_workers:
 def folder_key(folder: ImageFolder) -> str:
     """Digest of what the decoded tensor depends on: the files, their sizes and modification times."""
     h = hashlib.sha256(f"{CACHE_FORMAT}\n{Path(folder.root).resolve()}\n{folder.classes}\n".encode())
+    skip = len(os.path.join(folder.root, ""))  # samples are root-joined paths: hash them relative to root
     for path, target in folder.samples:
         st = os.stat(path)
-        h.update(f"{os.path.relpath(path, folder.root)}\t{target}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        h.update(f"{path[skip:]}\t{target}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
@@ -79,12 +80,13 @@ def load_folder_images(folder: ImageFolder, shape: tuple[int, int, int], indices
         tag = "-".join(Path(folder.root).resolve().parts[-2:])
         cache = Path(cache_dir) / f"{tag}-{folder_key(folder)[:20]}.pt"
         if cache.is_file():
-            return torch.load(cache, weights_only=True)[wanted]
+            images = torch.load(cache, weights_only=True)
+            return images if indices is None else images[indices]
     if cache is None or 2 * len(wanted) <= n:
         return decode_files([folder.samples[i][0] for i in wanted.tolist()], shape, num_workers)
     images = decode_files([p for p, _ in folder.samples], shape, num_workers)
     _save_atomic(images, cache)
-    return images[wanted]
+    return images if indices is None else images[indices]
 
 
 def _save_atomic(tensor: torch.Tensor, path: Path) -> None:

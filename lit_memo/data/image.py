@@ -221,7 +221,7 @@ class ImageDataModule(MemoDataModule):
         super().__init__()
         self.save_hyperparameters()
         self._check_options()
-        self.data_dir = Path(data_dir or os.environ.get(DATA_ENV) or "data")
+        self.data_dir = Path(data_dir or os.environ.get(DATA_ENV) or "data").expanduser().absolute()
         self.cache_dir = (Path(cache_dir) if cache_dir else default_cache_dir()) if cache else None
         self.features = FeatureMap(self.image_shape, flatten, unit_norm)
         self.input_shape = self.features.output_shape(pca_dim)

@@ -94,15 +94,16 @@ def channel_stats(batches: Iterable[torch.Tensor]) -> tuple[torch.Tensor, torch.
     """Per-channel mean and (population) std over every pixel of every image in ``batches``.
 
     "Global mean and standard deviation are computed on all the training pixels" (Zhang et al.
-    2021, App. H.2); accumulated in float64 so the order of the batches does not matter.
+    2021, App. H.2); accumulated in float64 so the batching does not matter.
     """
     total = sq = None
     count = 0
     for x in batches:
-        x = x.to(torch.float64).transpose(0, 1).flatten(1)  # channels x pixels
-        s, q = x.sum(dim=1), (x * x).sum(dim=1)
+        # per-image sums in float32 (deterministic per image), accumulated across images in float64
+        s = x.sum(dim=(2, 3)).double().sum(dim=0)
+        q = (x * x).sum(dim=(2, 3)).double().sum(dim=0)
         total, sq = (s, q) if total is None else (total + s, sq + q)
-        count += x.shape[1]
+        count += x.shape[0] * x.shape[2] * x.shape[3]
     if total is None:
         raise ValueError("no images to compute the channel statistics from")
     mean = total / count

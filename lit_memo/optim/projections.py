@@ -42,11 +42,11 @@ def ball_distance(x: TensorOrList, center: TensorOrList) -> float:
     xs, cs = _as_list(x), _as_list(center)
     if len(xs) != len(cs):
         raise ValueError(f"x has {len(xs)} tensors but center has {len(cs)}")
-    with torch.no_grad():  # one fused op per tensor: this runs after every optimizer step
-        if len(xs) == 1:
-            return torch.dist(xs[0], cs[0]).item()
-        norms = torch._foreach_norm(torch._foreach_sub(xs, cs))
-        return torch.linalg.vector_norm(torch.stack(norms)).item()
+    # one fused op per tensor: this runs after every optimizer step
+    if len(xs) == 1:
+        return torch.dist(xs[0].detach(), cs[0]).item()
+    norms = torch._foreach_norm(torch._foreach_sub([t.detach() for t in xs], cs))
+    return torch.linalg.vector_norm(torch.stack(norms)).item()
 
 
 def project_ball_(x: TensorOrList, center: TensorOrList, radius: float) -> bool:
