@@ -74,8 +74,9 @@ class CIFAR10DataModule(ImageDataModule):
             self._layout = "pickle"
             return
         raise FileNotFoundError(
-            f"{self.dataset_name} not found: looked for an image folder {self.data_dir / self.folder_name}/train/<class>/"
-            f"*.png (or {self.data_dir}/train/) and for torchvision's pickles in {pickles}. Set "
+            f"{self.dataset_name} not found: looked for an image folder "
+            f"{self.data_dir / self.folder_name}/train/<class>/*.png (or {self.data_dir}/train/) and for "
+            f"torchvision's pickles in {pickles}. Set "
             "data.init_args.download=true to fetch it with torchvision, or point data.init_args.data_dir "
             "(default ${LIT_MEMO_DATA}) at the folder that holds it"
         )

@@ -229,6 +229,11 @@ class ImageDataModule(MemoDataModule):
         self.task = "regression" if targets == "float" else "classification"
         self.augment = False  # subclasses with the papers' augmentation switch it on
         self.splits: dict[str, Dataset] = {}
+        # filled by setup: the training subset (indices into the training split), its true and its
+        # training labels, and what was fitted on it
+        self.train_indices = self.true_targets = self.train_targets = None
+        self.mean = self.std = None
+        self.pca: Optional[PCAProjection] = None
         self._expected_digest: Optional[str] = None
 
     # -- validation ------------------------------------------------------------------------
@@ -250,7 +255,8 @@ class ImageDataModule(MemoDataModule):
         if not 0.0 <= hp.label_noise <= 1.0:
             raise self._fail("label_noise", "must be a fraction in [0, 1]")
         if hp.random_labels and hp.label_noise > 0:
-            raise self._fail("label_noise", "cannot be combined with random_labels=true (all labels are random already)")
+            raise self._fail("label_noise", "cannot be combined with random_labels=true "
+                                            "(all labels are random already)")
         if hp.targets not in TARGETS:
             raise self._fail("targets", f"must be one of {TARGETS}")
         if not hp.noise_std >= 0:
@@ -264,9 +270,12 @@ class ImageDataModule(MemoDataModule):
             if value is not None and len(value) != channels:
                 raise self._fail(field, f"must list one value per channel ({channels})")
         if (hp.mean is None) != (hp.std is None):
-            raise self._fail("mean" if hp.std is None else "std", "needs its partner: give both mean and std, or neither")
+            raise self._fail("mean" if hp.std is None else "std",
+                             "needs its partner: give both mean and std, or neither")
         if hp.std is not None and min(hp.std) <= 0:
             raise self._fail("std", "must be > 0")
+        if hp.mean is not None and not hp.normalize:
+            raise self._fail("mean", "is only used with normalize=true")
 
     # -- what a dataset subclass provides ---------------------------------------------------
     def _locate(self) -> None:
@@ -321,7 +330,8 @@ class ImageDataModule(MemoDataModule):
             raise self._fail("val_size", f"leaves no training images out of the {n} in the training split")
         available = n - hp.val_size
         if hp.subset_size is not None and hp.subset_size > available:
-            what = f"the {n} training images" if hp.val_size == 0 else f"the {available} training images left after val_size"
+            what = (f"the {n} training images" if hp.val_size == 0
+                    else f"the {available} training images left after val_size")
             raise self._fail("subset_size", f"exceeds {what}")
         perm = seeded_permutation(n, hp.seed)
         train_idx = perm[: hp.subset_size or available]
@@ -358,7 +368,8 @@ class ImageDataModule(MemoDataModule):
             return torch.arange(n)
         return torch.randperm(n, generator=make_generator(self.hparams.seed, "stats"))[: self.stats_images]
 
-    def _fit_inputs(self, pixel_batches: Callable[[torch.Tensor], Iterator[torch.Tensor]], n_train: int) -> InputTransform:
+    def _fit_inputs(self, pixel_batches: Callable[[torch.Tensor], Iterator[torch.Tensor]],
+                    n_train: int) -> InputTransform:
         """Normalisation statistics and PCA, from the un-augmented training subset only.
 
         ``pixel_batches(positions)`` yields the training images at those positions of the subset
@@ -379,7 +390,7 @@ class ImageDataModule(MemoDataModule):
                 raise self._fail("pca_dim", f"exceeds the {n_train} training samples PCA is fitted on")
             pre = InputTransform(normalize, features)
             x = torch.cat([pre(b) for b in pixel_batches(torch.arange(n_train))])
-            pca = PCAProjection.fit(x, hp.pca_dim, hp.seed)
+            pca = PCAProjection.fit(x, hp.pca_dim)
             features = FeatureMap(features.image_shape, features.flatten, features.unit_norm, pca)
         self.pca = features.pca
         return InputTransform(normalize, features)

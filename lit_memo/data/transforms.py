@@ -20,6 +20,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
 
 
 def derive_seed(seed: int, *tags: object) -> int:
@@ -123,11 +124,20 @@ class PCAProjection:
         self.explained_variance_ratio = explained_variance_ratio
 
     @classmethod
-    def fit(cls, features: torch.Tensor, k: int, seed: int = 0) -> "PCAProjection":
+    def fit(cls, features: torch.Tensor, k: int) -> "PCAProjection":
+        import sklearn
         from sklearn.decomposition import PCA
 
         x = features.flatten(1).double().cpu().numpy()
-        pca = PCA(n_components=k, random_state=derive_seed(seed, "pca") % 2**32).fit(x)
+        n, d = x.shape
+        # exact solvers only (sklearn's "auto" goes randomized for small k): the eigenvectors of the
+        # d x d covariance when n >= d (sklearn >= 1.5; 60,000 x 784 MNIST in about a second), else
+        # the SVD of the n x d data
+        has_eigh = tuple(int(v) for v in sklearn.__version__.split(".")[:2]) >= (1, 5)
+        # one BLAS thread: OpenBLAS's pool fights torch's still-spinning OpenMP threads for the cores
+        # (a 200 x 784 SVD took 3 s instead of 0.05 s on 2 cores)
+        with threadpool_limits(1, user_api="blas"):
+            pca = PCA(n_components=k, svd_solver="covariance_eigh" if n >= d and has_eigh else "full").fit(x)
         return cls(torch.from_numpy(pca.mean_).float(), torch.from_numpy(pca.components_).float(),
                    torch.from_numpy(pca.explained_variance_ratio_).float())
 
@@ -180,7 +190,8 @@ def random_crop_flip(x: torch.Tensor, padding: int = 4, flip: bool = True,
     The batch-wise equivalent of ``RandomCrop(size, padding=padding)`` followed by
     ``RandomHorizontalFlip()`` (Zhang et al. 2021 App. H.2: "padded with 4 pixels of zeros on all
     sides, then randomly flipped (horizontally) and cropped"): every image gets its own offsets and
-    flip, all gathered in one indexing op, on whatever device ``x`` lives.
+    flip, all read by one ``gather`` from the flattened padded images (a flip is a reversed column
+    order), on whatever device ``x`` lives.
     """
     n, c, h, w = x.shape
     dev = x.device
@@ -192,5 +203,6 @@ def random_crop_flip(x: torch.Tensor, padding: int = 4, flip: bool = True,
     if flip:
         flipped = torch.rand(n, 1, device=dev, generator=generator) < 0.5
         cols = torch.where(flipped, cols.flip(1), cols)
-    return padded[torch.arange(n, device=dev).view(n, 1, 1, 1), torch.arange(c, device=dev).view(1, c, 1, 1),
-                  rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]
+    # one gather is about 5x faster than the equivalent 4-way advanced indexing on CPU
+    where = (rows[:, :, None] * (w + 2 * padding) + cols[:, None, :]).view(n, 1, h * w).expand(n, c, h * w)
+    return padded.flatten(2).gather(2, where).view(n, c, h, w)
