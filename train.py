@@ -131,6 +131,8 @@ class MemoCLI(LightningCLI):
             user = [] if loggers in (None, True) else list(loggers) if isinstance(loggers, (list, tuple)) else [loggers]
             csv: list[Logger] = [] if any(isinstance(lg, CSVLogger) for lg in user) else [
                 CSVLogger(save_dir=str(self.run_dir), name="", version="")]
+            for logger in csv:
+                logger.experiment  # claim the empty folder before W&B writes into it (else CSVLogger warns)
             if loggers in (None, True):
                 mode = wandb_mode(self.config.wandb_mode)
                 if mode != "disabled":
