@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import time
+import warnings
 from unittest import mock
 from pathlib import Path
 from typing import Optional
@@ -22,6 +23,11 @@ from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 
 from lit_memo.data.base import MemoDataModule
 from lit_memo.modules.base import MemorizationModule
+
+# expected, not actionable: no val split (memorization runs often have none), and a Lightning /
+# torch version notice about pytree internals
+warnings.filterwarnings("ignore", message="Total length of .* across ranks is zero")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 RUN_DIR_ENV = "LIT_MEMO_RUN_DIR"  # hands rank 0's run folder to the DDP processes it launches
