@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Optional
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
@@ -17,11 +19,13 @@ class DiagnosticCallback(pl.Callback):
     """Measure something at train start, every ``every_n_steps`` optimizer steps, and at train end.
 
     The measurement runs on global rank 0 only, on the unwrapped LightningModule, in eval mode,
-    with grad enabled and the RNG forked, so that training is bit-for-bit the same with or
+    with grad enabled and the RNGs forked, so that training is bit-for-bit the same with or
     without the callback. Its metrics (plus ``<prefix>/seconds``, its cost) go straight to the
-    trainer's loggers at ``step=trainer.global_step``: one row per logging step, no collective
-    call (``self.log`` would need every rank to take part or be dropped at steps that are not
-    multiples of ``log_every_n_steps``, and cannot log from ``on_train_end``).
+    trainer's loggers from rank 0 at ``step=trainer.global_step``: one row per measurement and
+    no collective call, so the other ranks never wait on it. (``self.log`` is not used: with
+    ``sync_dist`` every rank would have to compute; with ``rank_zero_only`` the value waits for
+    Lightning's next ``log_every_n_steps`` flush, under another step; and it is refused in
+    ``on_train_start``/``on_train_end``.)
 
     Args:
         every_n_steps: optimizer steps between measurements (None: ``trainer.log_every_n_steps``).
@@ -40,9 +44,6 @@ class DiagnosticCallback(pl.Callback):
         """Metric name -> value, on rank 0; non-scalar values (W&B media) go to W&B only."""
         raise NotImplementedError
 
-    def on_every_rank(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Runs on every rank just before ``measure``: keeps per-rank state in step."""
-
     # -- schedule ----------------------------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._last_step = None
@@ -51,9 +52,11 @@ class DiagnosticCallback(pl.Callback):
         self.run(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
-        # global_step counts real optimizer steps, so accumulation micro-batches and skipped
-        # AMP steps do not trigger a second measurement of the same weights
-        if trainer.global_step % (self.every_n_steps or trainer.log_every_n_steps) == 0:
+        # global_step counts real optimizer steps: accumulation micro-batches and skipped AMP steps
+        # do not trigger a second measurement, and a batch that takes several steps (the modules'
+        # steps_per_batch) triggers one as soon as a multiple of the interval has been passed
+        every = self.every_n_steps or trainer.log_every_n_steps
+        if self._last_step is None or trainer.global_step // every > self._last_step // every:
             self.run(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -64,7 +67,6 @@ class DiagnosticCallback(pl.Callback):
         if step == self._last_step:
             return
         self._last_step = step
-        self.on_every_rank(trainer, pl_module)
         if not trainer.is_global_zero:
             return
         start = time.perf_counter()
@@ -76,16 +78,26 @@ class DiagnosticCallback(pl.Callback):
 
 @contextmanager
 def isolated(module: torch.nn.Module) -> Iterator[None]:
-    """Eval mode, grad on, RNG forked: whatever runs inside leaves training as it was."""
+    """Eval mode, grad on, RNGs forked: whatever runs inside leaves training as it was.
+
+    Python's and NumPy's generators are restored too: dataset augmentations (taking the probe
+    set) may draw from them.
+    """
     device = next(module.parameters(), torch.empty(0)).device
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), torch.inference_mode(False), torch.enable_grad(), eval_mode(module):
-        yield
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=devices), torch.inference_mode(False), torch.enable_grad(), eval_mode(module):
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
 
 
 def log_to_loggers(trainer: pl.Trainer, metrics: Mapping[str, Any], step: int) -> None:
     """Scalars to every logger, media (``wandb.Histogram``...) to the W&B loggers only."""
-    scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, torch.Tensor))}
+    scalars = {k: v if isinstance(v, int) else float(v) for k, v in metrics.items()
+               if isinstance(v, (int, float, torch.Tensor))}
     media = {k: v for k, v in metrics.items() if k not in scalars}
     for logger in trainer.loggers:
         logger.log_metrics({**scalars, **media} if isinstance(logger, WandbLogger) else scalars, step=step)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import pytorch_lightning as pl
+import torch
 
 from callbacks.base import DiagnosticCallback, has_wandb
 from callbacks.probes import first_samples, select_params
-from lit_memo.diagnostics import default_rtol, jacobian_spectrum, spectrum_summary
+from lit_memo.diagnostics import default_rtol, jacobian_spectrum, resolve_params, spectrum_summary
 from lit_memo.diagnostics.jacobian import DEFAULT_MAX_BYTES
 
 
@@ -48,13 +49,13 @@ class JacobianRankCallback(DiagnosticCallback):
     def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
         if self._probes is None:
             self._probes = first_samples(trainer, self.num_probes, pl_module.device)[0]
-        params = select_params(pl_module, self.params, default_groups=True)
+            with torch.no_grad():
+                self._rows = len(self._probes) * pl_module(self._probes[:1]).numel()  # k * C
+        params = list(resolve_params(pl_module, select_params(pl_module, self.params, default_groups=True)).values())
         sv = jacobian_spectrum(pl_module, self._probes, params, max_bytes=self.max_bytes)
-        dtype = next(pl_module.parameters()).dtype
-        num_params = sum(p.numel() for p in params) if params is not None else \
-            sum(p.numel() for p in pl_module.parameters() if p.requires_grad)
-        rows = len(sv) if num_params >= len(sv) else None  # k*C is not needed beyond the tolerance
-        rtol = self.rank_rtol if self.rank_rtol is not None else default_rtol(rows or num_params, num_params, dtype)
+        rtol = self.rank_rtol
+        if rtol is None:
+            rtol = default_rtol(self._rows, sum(p.numel() for p in params), params[0].dtype)
         metrics: dict[str, Any] = {f"jacobian/{k}": v for k, v in spectrum_summary(sv, rtol, self.rank_atol).items()}
         if has_wandb(trainer):
             import wandb

@@ -28,8 +28,11 @@ def jacobian_gram(model: nn.Module, inputs: torch.Tensor, params: ParamSpec = No
     """``J J^T`` (float64, ``k*C x k*C``, rows ordered sample-major) of the outputs on ``inputs``.
 
     ``inputs`` is a batch of k samples; the model is evaluated in eval mode, one sample at a time
-    (so BatchNorm uses running statistics). ``max_bytes`` bounds each temporary Jacobian block.
+    (so BatchNorm uses running statistics). Extra memory is a few ``max_bytes`` (a Jacobian
+    block, one chunk of per-sample Jacobians, a float64 column slice) plus one chunk's activations.
     """
+    if inputs.shape[0] < 1:
+        raise ValueError("inputs must hold at least one sample")
     chosen, rest = split_params(model, params)
     with eval_mode(model), torch.enable_grad():
         def one_sample(block: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -47,16 +50,15 @@ def jacobian_gram(model: nn.Module, inputs: torch.Tensor, params: ParamSpec = No
             block = {n: chosen[n] for n in names}
             width = sum(t.numel() for t in block.values())
             elem = next(iter(block.values())).element_size()
-            # temporaries per sample: its Jacobian block and C backward passes through the activations
+            # per sample: its Jacobian block, and C backward passes through the saved activations
             chunk = max(1, min(k, max_bytes // max(1, num_out * (width * elem + saved))))
-            for cols in _column_slices(width if n_slices > 1 else 0, n_slices):
-                jac = {n: torch.empty(rows, t.numel() if cols is None else len(range(*cols.indices(t.numel()))),
-                                      dtype=t.dtype, device=t.device) for n, t in block.items()}
+            for cols in _column_slices(width, n_slices):
+                jac = {n: t.new_empty(rows, len(range(t.numel())[cols])) for n, t in block.items()}
                 for start in range(0, k, chunk):
                     part = per_sample_jac(block, inputs[start:start + chunk])
                     for n, j in part.items():
-                        j = j.reshape(j.shape[0] * num_out, -1)
-                        jac[n][start * num_out:start * num_out + j.shape[0]] = j if cols is None else j[:, cols]
+                        j = j.reshape(j.shape[0] * num_out, -1)[:, cols]
+                        jac[n][start * num_out:start * num_out + j.shape[0]] = j
                     del part
                 for n in names:  # one parameter tensor at a time, products in float64
                     _add_gram_(gram, jac.pop(n), max_bytes)
@@ -90,18 +92,16 @@ def _plan_blocks(chosen: dict[str, torch.Tensor], rows: int, max_bytes: int) -> 
         yield block, 1
 
 
-def _column_slices(width: int, n_slices: int) -> Iterator[slice | None]:
-    if n_slices <= 1:
-        yield None
-        return
+def _column_slices(width: int, n_slices: int) -> Iterator[slice]:
+    """All columns at once, or ``n_slices`` slices of a single tensor too big for one pass."""
     step = math.ceil(width / n_slices)
     for start in range(0, width, step):
-        yield slice(start, min(width, start + step))
+        yield slice(start, start + step) if n_slices > 1 else slice(None)
 
 
 def _add_gram_(gram: torch.Tensor, jac: torch.Tensor, max_bytes: int) -> None:
-    """``gram += jac jac^T`` in float64, converting at most ``max_bytes`` of columns at a time."""
-    step = max(1, max_bytes // (8 * jac.shape[0]))
+    """``gram += jac jac^T`` in float64, converting a quarter of ``max_bytes`` of columns at a time."""
+    step = max(1, max_bytes // (4 * 8 * jac.shape[0]))
     for start in range(0, jac.shape[1], step):
         j = jac[:, start:start + step].to(torch.float64)
         gram.addmm_(j, j.T)
