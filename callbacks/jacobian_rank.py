@@ -8,13 +8,13 @@ from typing import Any, Optional
 import pytorch_lightning as pl
 import torch
 
-from callbacks.base import DiagnosticCallback, has_wandb
-from callbacks.probes import first_samples, select_params
+from callbacks.base import has_wandb
+from callbacks.probes import ProbeCallback, select_params
 from lit_memo.diagnostics import default_rtol, jacobian_spectrum, resolve_params, spectrum_summary
 from lit_memo.diagnostics.jacobian import DEFAULT_MAX_BYTES
 
 
-class JacobianRankCallback(DiagnosticCallback):
+class JacobianRankCallback(ProbeCallback):
     """Logs ``jacobian/sigma_min``, ``sigma_max``, ``rank``, ``condition`` and ``seconds``; on W&B
     also ``jacobian/spectrum`` (a histogram of all singular values).
 
@@ -35,27 +35,19 @@ class JacobianRankCallback(DiagnosticCallback):
 
     def __init__(self, every_n_steps: Optional[int] = 500, num_probes: int = 32, params: Optional[list[str]] = None,
                  rank_rtol: Optional[float] = None, rank_atol: float = 0.0, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        super().__init__(every_n_steps)
-        if num_probes < 1:
-            raise ValueError(f"num_probes must be >= 1, got {num_probes}")
-        self.num_probes, self.params = num_probes, params
+        super().__init__(every_n_steps, num_probes)
+        self.params = params
         self.rank_rtol, self.rank_atol, self.max_bytes = rank_rtol, rank_atol, max_bytes
-        self._probes = None
-
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        super().setup(trainer, pl_module, stage)
-        self._probes = None
 
     def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
-        if self._probes is None:
-            self._probes = first_samples(trainer, self.num_probes, pl_module.device)[0]
-            with torch.no_grad():
-                self._rows = len(self._probes) * pl_module(self._probes[:1]).numel()  # k * C
+        probes = self.probes(trainer, pl_module)
         params = list(resolve_params(pl_module, select_params(pl_module, self.params, default_groups=True)).values())
-        sv = jacobian_spectrum(pl_module, self._probes, params, max_bytes=self.max_bytes)
+        sv = jacobian_spectrum(pl_module, probes, params, max_bytes=self.max_bytes)
         rtol = self.rank_rtol
         if rtol is None:
-            rtol = default_rtol(self._rows, sum(p.numel() for p in params), params[0].dtype)
+            with torch.no_grad():
+                rows = len(probes) * pl_module(probes[:1]).numel()  # k * C
+            rtol = default_rtol(rows, sum(p.numel() for p in params), params[0].dtype)
         metrics: dict[str, Any] = {f"jacobian/{k}": v for k, v in spectrum_summary(sv, rtol, self.rank_atol).items()}
         if has_wandb(trainer):
             import wandb

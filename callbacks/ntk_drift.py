@@ -8,13 +8,12 @@ from typing import Any, Optional
 import pytorch_lightning as pl
 import torch
 
-from callbacks.base import DiagnosticCallback
-from callbacks.probes import first_samples, select_params
+from callbacks.probes import ProbeCallback, select_params
 from lit_memo.diagnostics import ntk_drift, ntk_gram
 from lit_memo.diagnostics.jacobian import DEFAULT_MAX_BYTES
 
 
-class NTKDriftCallback(DiagnosticCallback):
+class NTKDriftCallback(ProbeCallback):
     """Logs ``ntk/drift = ||K_t - K_0||_F / ||K_0||_F`` and ``ntk/seconds``.
 
     ``K = J J^T`` on the probe set (the first ``num_probes`` training samples). ``K_0`` is taken
@@ -33,22 +32,13 @@ class NTKDriftCallback(DiagnosticCallback):
 
     def __init__(self, every_n_steps: Optional[int] = 500, num_probes: int = 32, params: Optional[list[str]] = None,
                  max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        super().__init__(every_n_steps)
-        if num_probes < 1:
-            raise ValueError(f"num_probes must be >= 1, got {num_probes}")
-        self.num_probes, self.params, self.max_bytes = num_probes, params, max_bytes
+        super().__init__(every_n_steps, num_probes)
+        self.params, self.max_bytes = params, max_bytes
         self.kernel_0: Optional[torch.Tensor] = None
-        self._probes = None
-
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        super().setup(trainer, pl_module, stage)
-        self._probes = None
 
     def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
-        if self._probes is None:
-            self._probes = first_samples(trainer, self.num_probes, pl_module.device)[0]
         params = select_params(pl_module, self.params, default_groups=False)
-        kernel = ntk_gram(pl_module, self._probes, params, max_bytes=self.max_bytes)
+        kernel = ntk_gram(pl_module, self.probes(trainer, pl_module), params, max_bytes=self.max_bytes)
         if self.kernel_0 is None:
             self.kernel_0 = kernel
         return {"ntk/drift": ntk_drift(kernel, self.kernel_0)}

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data._utils.collate import default_collate
 
+from callbacks.base import DiagnosticCallback
 from lit_memo.diagnostics import resolve_params
 
 
@@ -66,3 +67,23 @@ def select_params(pl_module: pl.LightningModule, names: Optional[Sequence[str]],
     for name in names:
         chosen.extend(groups[name].params if name in groups else [name])
     return list(resolve_params(pl_module, chosen).values())
+
+
+class ProbeCallback(DiagnosticCallback):
+    """A diagnostic measured on a fixed probe set: the first ``num_probes`` training samples."""
+
+    def __init__(self, every_n_steps: Optional[int], num_probes: int) -> None:
+        super().__init__(every_n_steps)
+        if num_probes < 1:
+            raise ValueError(f"num_probes must be >= 1, got {num_probes}")
+        self.num_probes = num_probes
+        self._probes: Optional[torch.Tensor] = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._probes = None
+
+    def probes(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> torch.Tensor:
+        if self._probes is None:
+            self._probes = first_samples(trainer, self.num_probes, pl_module.device)[0]
+        return self._probes
