@@ -82,6 +82,7 @@ def wandb_mode(requested: str) -> str:
         return requested
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
+    os.environ.pop("WANDB_MODE", None)  # set but empty: wandb itself would reject it
     if _wandb_credentials() and _wandb_reachable():
         return "online"
     print("lit_memo: W&B runs offline (no credentials or no network); upload later with `wandb sync <run>/wandb`",
