@@ -159,17 +159,20 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
         super().on_train_start()
         self._per_step_hooks_observed = per_step_hooks_observed(self.trainer, self)
 
-    def _multi_step(self, batch) -> torch.Tensor:
+    def _multi_step(self, batch) -> Optional[torch.Tensor]:
         """``steps_per_batch`` optimizer steps on one batch (full-batch GD without per-step overhead).
 
-        Each step goes through the LightningOptimizer, so ``trainer.global_step`` counts GD steps
-        and ``max_steps`` is honoured exactly; the loss of the last step is logged, at x = GD step.
+        Every step is counted by Lightning's step bookkeeping, so ``trainer.global_step`` counts
+        GD steps and ``max_steps`` is honoured exactly; the loss of the last step is logged, at
+        x = GD step.
         """
         optimizer = self.optimizers()
         x, y = batch
         steps = self.steps_per_batch
         if self.trainer.max_steps > 0:
             steps = min(steps, self.trainer.max_steps - self.global_step)
+        if steps < 1:
+            return None
         for _ in range(steps):
             optimizer.zero_grad()
             out = self(x)
@@ -192,6 +195,13 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
             for _ in range(steps):
                 scheduler.step()
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        # under manual optimization Lightning steps no scheduler: an epoch-interval one is ours
+        scheduler = self.lr_schedulers()
+        if not self.automatic_optimization and scheduler is not None and self.lr_scheduler_interval == "epoch":
+            scheduler.step()
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")

@@ -36,3 +36,17 @@ def test_skipping_unobserved_hooks_changes_nothing(make_trainer):
     assert fast.projection_stats == full.projection_stats
     for a, b in zip(fast.parameters(), full.parameters()):
         assert torch.equal(a, b)
+
+
+def test_schedulers_step_per_gd_step_or_per_epoch(make_trainer):
+    """Lightning steps no scheduler under manual optimization; the module does, per its interval."""
+    from functools import partial
+
+    for interval, expected in (("step", 12), ("epoch", 2)):
+        torch.manual_seed(0)
+        data = SyntheticDataModule(n=40, d=5, batches_per_epoch=3, seed=2)
+        module = ShallowNetModule(input_shape=data.input_shape, width=8, regime="ours", steps_per_batch=2,
+                                  lr_scheduler=partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5),
+                                  lr_scheduler_interval=interval)
+        make_trainer(max_steps=12).fit(module, datamodule=data)  # 2 epochs of 3 batches x 2 steps
+        assert module.lr_schedulers().last_epoch == expected, interval
