@@ -112,6 +112,13 @@ class MemoCLI(LightningCLI):
             raise FileNotFoundError(f"--ckpt_path {cfg.ckpt_path}: no such checkpoint file")
         if cfg.wandb_mode not in WANDB_MODES:
             raise ValueError(f"--wandb_mode must be one of {WANDB_MODES}, got {cfg.wandb_mode!r}")
+        # A top-level `optimizer:` / `lr_scheduler:` would make LightningCLI replace the module's
+        # configure_optimizers with one over model.parameters(), losing the hidden/outer groups
+        # and their learning rates; hand them to the module's own factories instead.
+        for key in ("optimizer", "lr_scheduler"):
+            if cfg.get(key) is not None:
+                cfg.model.init_args[key] = cfg[key]
+                cfg[key] = None
 
     @staticmethod
     def _make_run_dir(parent: Path) -> Path:
@@ -162,6 +169,20 @@ def build_cli(args: Optional[list[str]] = None) -> MemoCLI:
         return _build(args)
 
 
+def _help_epilog() -> str:
+    """--help cannot list a subclass's options before one is chosen: say how to see them."""
+    import lit_memo.data
+    import lit_memo.modules
+
+    def names(package, base) -> str:
+        return ", ".join(n for n in package.__all__ if isinstance(getattr(package, n), type)
+                         and issubclass(getattr(package, n), base) and getattr(package, n) is not base)
+
+    return (f"Models: {names(lit_memo.modules, MemorizationModule)}. "
+            f"DataModules: {names(lit_memo.data, MemoDataModule)}. Their options: "
+            "`--model.help ShallowNetModule`, `--data.help CIFAR10DataModule`, or `--config X --print_config`.")
+
+
 def _build(args: list[str]) -> MemoCLI:
     return MemoCLI(
         MemorizationModule,
@@ -170,7 +191,7 @@ def _build(args: list[str]) -> MemoCLI:
         subclass_mode_data=True,
         seed_everything_default=0,  # our choice: reproducible by default
         save_config_kwargs={"overwrite": False},
-        parser_kwargs={"description": __doc__},
+        parser_kwargs={"description": __doc__, "epilog": _help_epilog()},
         run=False,
         args=args,
         run_name=_run_name(args),

@@ -143,6 +143,8 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
         out = self(x)
         loss = self.loss(out, y)
         on_step = split == "train"
+        if not on_step:  # file val/test rows under the GD step, as _multi_step does for train
+            self.log("step", float(self.global_step), on_step=False, on_epoch=True)
         self.log(f"{split}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=not on_step, sync_dist=not on_step)
         if self.task == "classification":
             acc = getattr(self, f"{split}_acc")

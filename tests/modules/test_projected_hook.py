@@ -40,7 +40,10 @@ def test_optimizer_from_yaml_key(tmp_path):
         "--trainer.logger=false", "--trainer.enable_progress_bar=false", "--trainer.callbacks=[]",
         f"--output_dir={tmp_path}"])  # no callbacks: the boundary callback would consume the counts
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    assert isinstance(cli.trainer.optimizers[0], torch.optim.Adam)
+    optimizer = cli.trainer.optimizers[0]
+    assert isinstance(optimizer, torch.optim.Adam)
+    # the YAML optimizer is built over the module's groups, so lr_hidden / lr_outer still apply
+    assert [g["lr"] for g in optimizer.param_groups] == [cli.model.lr_hidden, cli.model.lr_outer]
     assert projected_steps(cli.model) == 5
     assert_inside_and_fixed_point(cli.model)
 
