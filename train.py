@@ -34,15 +34,20 @@ RUN_DIR_ENV = "LIT_MEMO_RUN_DIR"  # hands rank 0's run folder to the DDP process
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
 
-def resolve_config_args(args: list[str]) -> list[str]:
-    """Map each bare ``--config NAME`` that is not an existing path onto ``configs/NAME``."""
-    out = list(args)
+def resolve_config_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """Map each bare ``--config NAME`` that is not an existing path onto ``configs/NAME``.
+
+    Returns the new arguments and the resolved config paths, in order.
+    """
+    out, configs = list(args), []
     for i, arg in enumerate(out):
         if arg == "--config" and i + 1 < len(out):
             out[i + 1] = _resolve_config(out[i + 1])
+            configs.append(out[i + 1])
         elif arg.startswith("--config="):
-            out[i] = "--config=" + _resolve_config(arg.split("=", 1)[1])
-    return out
+            configs.append(_resolve_config(arg.split("=", 1)[1]))
+            out[i] = "--config=" + configs[-1]
+    return out, configs
 
 
 def _resolve_config(name: str) -> str:
@@ -53,12 +58,6 @@ def _resolve_config(name: str) -> str:
             return str(candidate)
     available = ", ".join(sorted(p.name for p in CONFIG_DIR.glob("*.yaml")))
     raise FileNotFoundError(f"--config {name}: no such file, and no {CONFIG_DIR / name}; available configs: {available}")
-
-
-def _run_name(config_args: list[str]) -> str:
-    names = [Path(a.split("=", 1)[1] if a.startswith("--config=") else b).stem
-             for a, b in zip(config_args, config_args[1:] + [""]) if a == "--config" or a.startswith("--config=")]
-    return names[-1] if names else "default"
 
 
 def _wandb_credentials() -> bool:
@@ -162,11 +161,12 @@ class MemoCLI(LightningCLI):
 
 def build_cli(args: Optional[list[str]] = None) -> MemoCLI:
     """Parse ``args`` (default: ``sys.argv[1:]``) and instantiate model, data and trainer."""
-    args = resolve_config_args(sys.argv[1:] if args is None else list(args))
+    args, configs = resolve_config_args(sys.argv[1:] if args is None else list(args))
+    run_name = Path(configs[-1]).stem if configs else "default"
     # LightningCLI warns when it gets args and sys.argv holds others too (pytest's, or ours
     # before config names were resolved); args is the whole truth here, so hide sys.argv
     with mock.patch.object(sys, "argv", sys.argv[:1]):
-        return _build(args)
+        return _build(args, run_name)
 
 
 def _help_epilog() -> str:
@@ -183,7 +183,7 @@ def _help_epilog() -> str:
             "`--model.help ShallowNetModule`, `--data.help CIFAR10DataModule`, or `--config X --print_config`.")
 
 
-def _build(args: list[str]) -> MemoCLI:
+def _build(args: list[str], run_name: str) -> MemoCLI:
     return MemoCLI(
         MemorizationModule,
         MemoDataModule,
@@ -194,7 +194,7 @@ def _build(args: list[str]) -> MemoCLI:
         parser_kwargs={"description": __doc__, "epilog": _help_epilog()},
         run=False,
         args=args,
-        run_name=_run_name(args),
+        run_name=run_name,
     )
 
 

@@ -37,15 +37,14 @@ class ConstraintBoundaryCallback(DiagnosticCallback):
     def _active_since_last(self, pl_module: pl.LightningModule) -> dict[str, tuple[int, int]]:
         """(steps, moved steps) per group since the last measurement.
 
-        Reads the mixin's cumulative ``projection_stats`` without resetting them (no
-        ``pop_projection_stats``): an observer must not change the module's state, and others
-        may read the totals too.
+        Reads the mixin's cumulative ``projection_stats`` without resetting them: an observer
+        must not change the module's state, and others may read the totals too.
         """
         stats = dict(getattr(pl_module, "projection_stats", {}))
         delta = {}
         for name, (steps, moved) in stats.items():
             seen_steps, seen_moved = self._seen.get(name, (0, 0))
-            if steps < seen_steps:  # the counters were reset (popped) in between
+            if steps < seen_steps:  # the counters were reset (a new fit) in between
                 seen_steps, seen_moved = 0, 0
             delta[name] = (steps - seen_steps, moved - seen_moved)
         self._seen = stats

@@ -89,10 +89,6 @@ class ProjectedOptimizerMixin:
             self._projection_stats: dict[str, tuple[int, int]] = {}
         return self._projection_stats
 
-    def pop_projection_stats(self) -> dict[str, tuple[int, int]]:
-        stats, self._projection_stats = self.projection_stats, {}
-        return stats
-
     def _register_projection_hooks(self) -> None:
         self._remove_projection_hooks()
         hook = lambda optimizer, args, kwargs: self.project_constraints_()  # noqa: E731
@@ -109,7 +105,7 @@ class ProjectedOptimizerMixin:
         if self._groups():
             self.capture_anchors_()
             self.project_constraints_()
-            self.pop_projection_stats()  # the start-up projection is not a training step
+            self._projection_stats = {}  # the start-up projection is not a training step
             self._register_projection_hooks()
 
     def on_fit_end(self) -> None:

@@ -38,7 +38,7 @@ def test_optimizer_from_yaml_key(tmp_path):
         "--config", "synthetic_narrow.yaml", "--optimizer=torch.optim.Adam", "--optimizer.lr=0.05",
         "--model.init_args.radius=0.05", "--model.init_args.steps_per_batch=1", "--trainer.max_steps=5",
         "--trainer.logger=false", "--trainer.enable_progress_bar=false", "--trainer.callbacks=[]",
-        f"--output_dir={tmp_path}"])  # no callbacks: the boundary callback would consume the counts
+        f"--output_dir={tmp_path}"])  # the optimizer alone: no diagnostics
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     optimizer = cli.trainer.optimizers[0]
     assert isinstance(optimizer, torch.optim.Adam)
