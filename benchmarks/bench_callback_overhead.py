@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pytorch_lightning as pl  # noqa: E402
 
 import train  # noqa: E402
-from callbacks.base import DiagnosticCallback  # noqa: E402
+from lit_memo.callbacks.base import DiagnosticCallback  # noqa: E402
 
 
 def timed_fit(args: list[str], variant: str) -> tuple[float, dict[str, float]]:

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import pytorch_lightning as pl
 
-from callbacks.base import DiagnosticCallback
+from .base import DiagnosticCallback
 from lit_memo.optim import BallConstraint, OuterConstraint, ball_distance
 
 

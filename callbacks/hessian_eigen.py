@@ -7,8 +7,8 @@ from typing import Any, Optional
 
 import pytorch_lightning as pl
 
-from callbacks.base import DiagnosticCallback
-from callbacks.probes import first_samples, select_params
+from .base import DiagnosticCallback
+from .probes import first_samples, select_params
 from lit_memo.diagnostics import hessian_extreme_eigenvalues
 
 

@@ -8,8 +8,8 @@ from typing import Any, Optional
 import pytorch_lightning as pl
 import torch
 
-from callbacks.base import has_wandb
-from callbacks.probes import ProbeCallback, select_params
+from .base import has_wandb
+from .probes import ProbeCallback, select_params
 from lit_memo.diagnostics import default_rtol, jacobian_spectrum, resolve_params, spectrum_summary
 from lit_memo.diagnostics.jacobian import DEFAULT_MAX_BYTES
 

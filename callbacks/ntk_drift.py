@@ -8,7 +8,7 @@ from typing import Any, Optional
 import pytorch_lightning as pl
 import torch
 
-from callbacks.probes import ProbeCallback, select_params
+from .probes import ProbeCallback, select_params
 from lit_memo.diagnostics import ntk_drift, ntk_gram
 from lit_memo.diagnostics.jacobian import DEFAULT_MAX_BYTES
 

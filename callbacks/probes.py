@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data._utils.collate import default_collate
 
-from callbacks.base import DiagnosticCallback
+from .base import DiagnosticCallback
 from lit_memo.diagnostics import resolve_params
 
 

@@ -20,7 +20,7 @@ import pytorch_lightning as pl  # noqa: E402
 import torch  # noqa: E402
 from pytorch_lightning.loggers import CSVLogger  # noqa: E402
 
-from callbacks import ConstraintBoundaryCallback, HessianEigenCallback, JacobianRankCallback, NTKDriftCallback  # noqa: E402
+from lit_memo.callbacks import ConstraintBoundaryCallback, HessianEigenCallback, JacobianRankCallback, NTKDriftCallback  # noqa: E402
 from lit_memo.data import SyntheticDataModule  # noqa: E402
 from lit_memo.modules import ShallowNetModule  # noqa: E402
 

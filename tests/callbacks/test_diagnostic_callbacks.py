@@ -15,8 +15,8 @@ from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from callbacks import ConstraintBoundaryCallback, HessianEigenCallback, JacobianRankCallback, NTKDriftCallback
-from callbacks.probes import first_samples
+from lit_memo.callbacks import ConstraintBoundaryCallback, HessianEigenCallback, JacobianRankCallback, NTKDriftCallback
+from lit_memo.callbacks.probes import first_samples
 from lit_memo.data import RepeatedBatch, SyntheticDataModule
 from lit_memo.diagnostics import jacobian_spectrum
 

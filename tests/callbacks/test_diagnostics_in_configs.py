@@ -7,7 +7,7 @@ import csv
 import pytest
 
 import train
-from callbacks import ConstraintBoundaryCallback, HessianEigenCallback, JacobianRankCallback, NTKDriftCallback
+from lit_memo.callbacks import ConstraintBoundaryCallback, HessianEigenCallback, JacobianRankCallback, NTKDriftCallback
 
 EXPECTED = {
     "synthetic_narrow.yaml": {JacobianRankCallback, ConstraintBoundaryCallback, NTKDriftCallback, HessianEigenCallback},
