@@ -2,7 +2,9 @@
 
 from lit_memo.modules.base import MemorizationModule
 from lit_memo.modules.mirrored import MirroredInitMixin
+from lit_memo.modules.mlp import MLPModule
 from lit_memo.modules.projected import ProjectedOptimizerMixin
+from lit_memo.modules.resnet import ResNet18Module
 from lit_memo.modules.shallow import ShallowNetModule
 
-__all__ = ["MemorizationModule", "MirroredInitMixin", "ProjectedOptimizerMixin", "ShallowNetModule"]
+__all__ = ["MemorizationModule", "MirroredInitMixin", "MLPModule", "ProjectedOptimizerMixin", "ResNet18Module", "ShallowNetModule"]
