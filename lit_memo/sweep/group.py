@@ -1,0 +1,149 @@
+"""A group of sweep cells trained as one stacked model (see ``batched.py``), in one worker.
+
+Each member is first built through ``train.build_cli`` from its own arguments, exactly as
+``train.py`` would run it alone: that gives its initial weights (its seed), data, regime and
+optimizer settings, and its own run folder (resolved config + ``metrics.csv`` through the run's
+CSV logger). ``batch_blocker`` says why a config cannot be batched; the runner then trains
+its cells one per run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from lit_memo.sweep.batched import BatchedShallowTrainer, Member
+from lit_memo.sweep.worker import load_train, write_result
+
+STATE = "group_state.pt"
+
+
+def batch_blocker(cli) -> Optional[str]:
+    """None when this built config can train in a batched group, else the reason it cannot."""
+    from pytorch_lightning.loggers import CSVLogger
+
+    from lit_memo.data.synthetic import SyntheticDataModule
+    from lit_memo.modules.shallow import ShallowNetModule
+
+    model, data, cfg = cli.model, cli.datamodule, cli.config
+    if type(model) is not ShallowNetModule:
+        return f"model {type(model).__name__} has no batched implementation (only ShallowNetModule)"
+    if model.task != "regression" or model.hparams.get("bias"):
+        return "batched training covers the bias-free regression net of Zhang et al. Fig. 4"
+    if type(data) is not SyntheticDataModule or not data.hparams.full_batch or data.hparams.n_val or data.hparams.n_test:
+        return "batched training needs full-batch synthetic data with no val/test split"
+    if model.lr_scheduler_factory is not None or getattr(model, "compile_loss", False):
+        return "batched training has no lr scheduler / module compile support"
+    opt = model.configure_optimizers()
+    if type(opt) is not torch.optim.SGD:
+        return f"batched training implements SGD with momentum, not {type(opt).__name__}"
+    for group in opt.param_groups:
+        if group["dampening"] or group["nesterov"] or group["weight_decay"] or group.get("maximize"):
+            return "batched SGD has no dampening, Nesterov, weight decay or maximize"
+    if len(opt.param_groups) != 2:
+        return "batched training expects exactly the hidden and outer parameter groups"
+    trainer = cli.trainer
+    if trainer.max_steps is None or trainer.max_steps < 1 or trainer.world_size != 1 or trainer.accumulate_grad_batches != 1:
+        return "batched training needs trainer.max_steps >= 1 on one device, no gradient accumulation"
+    if str(trainer.precision) not in ("32-true", "32"):
+        return "batched training runs in float32 only"
+    if not isinstance(cfg.seed_everything, int) or isinstance(cfg.seed_everything, bool):
+        return "batched training needs a fixed integer seed_everything"
+    if any(not isinstance(lg, CSVLogger) for lg in trainer.loggers):
+        return "batched members log to CSV only (set --wandb_mode=disabled)"
+    return None
+
+
+def _member(cli, key: Any) -> Member:
+    opt = cli.model.configure_optimizers()
+    hidden, outer = opt.param_groups
+    net = cli.model.net
+    return Member(key=key, w0=net.hidden.weight.detach().clone(), v0=net.output.weight.detach().clone(),
+                  lr_hidden=hidden["lr"], lr_outer=outer["lr"], radius=float(cli.model.radius))
+
+
+def _same(clis) -> Optional[str]:
+    """Members must share everything but lrs, radius and seed."""
+    first = clis[0]
+    m0, d0 = first.model.hparams, first.datamodule.hparams
+    for cli in clis[1:]:
+        for k in ("width", "activation", "regime", "zeta", "gamma", "task"):
+            if cli.model.hparams.get(k) != m0.get(k):
+                return f"members differ in model.{k}"
+        if dict(cli.datamodule.hparams) != dict(d0):
+            return "members differ in their data"
+        if cli.trainer.max_steps != first.trainer.max_steps or cli.model.steps_per_batch != first.model.steps_per_batch:
+            return "members differ in max_steps or steps_per_batch"
+        if cli.model.configure_optimizers().defaults.get("momentum") != first.model.configure_optimizers().defaults.get("momentum"):
+            return "members differ in momentum"
+    return None
+
+
+def run_group(cells: list[str], args_list: list[list[str]], group_dir: str, compile: bool = False) -> list[dict[str, Any]]:
+    """Train the cells as one batched model; returns one row per cell (and writes each
+    cell's ``result.json``). Resumes from ``group_state.pt`` when a previous try left one."""
+    train = load_train()
+    group_path = Path(group_dir)
+    group_path.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    clis = [train.build_cli([*args, f"--output_dir={group_path / cell / 'runs'}", "--trainer.enable_progress_bar=false"])
+            for cell, args in zip(cells, args_list)]
+    reason = batch_blocker(clis[0]) or _same(clis)
+    if reason:
+        raise ValueError(f"cells {cells} cannot be batched: {reason}")
+    first = clis[0]
+    dm = first.datamodule
+    dm.setup("fit")
+    x, y = dm.splits["train"].tensors
+    regime = first.model.regime
+    members = [_member(cli, cell) for cli, cell in zip(clis, cells)]
+    trainer = BatchedShallowTrainer(
+        x, y, members, activation=first.model.hparams["activation"], pairwise=regime.mirrored,
+        ball=regime.ball, outer_set=regime.outer_set, zeta=first.model.zeta, gamma=first.model.gamma,
+        momentum=first.model.configure_optimizers().defaults.get("momentum", 0.0),
+        log_every=first.model.steps_per_batch, compile=compile)
+    state_path = group_path / STATE
+    if state_path.is_file():
+        trainer.load_state_dict(torch.load(state_path, weights_only=False))
+    max_steps = first.trainer.max_steps
+    # checkpoint as often as train.py's last.ckpt: once per epoch of GD steps
+    every = first.model.steps_per_batch * dm.hparams.batches_per_epoch
+
+    def save(t: BatchedShallowTrainer) -> None:
+        if t.step % every == 0 and t.step < max_steps:
+            tmp = state_path.with_suffix(".tmp")
+            torch.save(t.state_dict(), tmp)
+            os.replace(tmp, state_path)
+
+    t0 = time.perf_counter()
+    trainer.run(max_steps, on_log=save)
+    train_seconds = time.perf_counter() - t0
+    rows = []
+    for cli, member in zip(clis, members):
+        rows.append(_finish(cli, member, group_path / member.key, trainer, train_seconds, time.perf_counter() - start))
+    return rows
+
+
+def _finish(cli, member: Member, cell_dir: Path, trainer: BatchedShallowTrainer, train_s: float, wall_s: float) -> dict:
+    """Write the member's run folder the way train.py would (config.yaml, metrics.csv) and its row."""
+    run_dir = Path(cli.run_dir)
+    cli.parser.save(cli.config, str(run_dir / "config.yaml"), skip_none=False, overwrite=True, multifile=False)
+    for logger in cli.trainer.loggers:
+        for step, loss in member.log:
+            logger.log_metrics({"train/loss": loss}, step=step)
+        logger.save()
+    final = member.log[-1][1] if member.log else math.nan
+    finite = [v for _, v in member.log if math.isfinite(v)]
+    row = {"cell": member.key, "mode": "batched", "group_size": len(trainer.members), "status": member.status if member.status != "running" else "done",
+           "final/train/loss": final, "best/train/loss": min(finite) if finite else math.nan, "steps": member.steps,
+           "wall_s": round(wall_s, 3), "train_s_shared": round(train_s, 3), "run_dir": str(run_dir)}
+    if trainer.compile_seconds:
+        row["compile_s"] = round(trainer.compile_seconds, 3)
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    write_result(cell_dir, row)
+    return row
