@@ -21,6 +21,8 @@ from torchvision.datasets import ImageFolder
 from lit_memo.data.image import ImageDataModule
 
 TABLE = "rimagenet.txt"
+# tables shipped with the package, selected by name (``table: restricted9``)
+NAMED_TABLES = {"zhang2021": TABLE, "restricted9": "restricted9.txt"}
 WNIDS = "imagenet_wnids.txt"
 RESIZE, CROP = 256, 224  # the usual ImageNet evaluation: shorter side 256, centre 224 x 224
 _WNID = re.compile(r"n\d{8}")
@@ -38,13 +40,23 @@ def imagenet_wnids() -> list[str]:
 
 
 def load_table(path: Optional[str | Path] = None) -> list[tuple[str, list[str]]]:
-    """Super classes of a table file as ``(name, wnids)`` in file order (default: the package's table).
+    """Super classes of a table as ``(name, wnids)`` in file order.
+
+    ``path``: a table file, the name of a shipped table (``zhang2021``: the reconstruction of the
+    paper's 20 super classes, the default; ``restricted9``: the 9-class Restricted ImageNet of the
+    robustness literature), or None for the default.
 
     Raises ValueError naming the file and line for an unknown wnid, an index outside 0..999, a
     malformed token, a repeated super-class name, or a class placed in two super classes.
     """
-    source = str(path) if path is not None else f"lit_memo/data/tables/{TABLE}"
-    text = Path(path).read_text() if path is not None else _table_text(TABLE)
+    if path is None or str(path) in NAMED_TABLES:
+        shipped = NAMED_TABLES[str(path)] if path is not None else TABLE
+        source, text = f"lit_memo/data/tables/{shipped}", _table_text(shipped)
+    elif not Path(path).is_file():
+        raise FileNotFoundError(f"data.init_args.table={str(path)!r} is neither a file nor a shipped table "
+                                f"({', '.join(sorted(NAMED_TABLES))})")
+    else:
+        source, text = str(path), Path(path).read_text()
     wnids = imagenet_wnids()
     known = set(wnids)
     rows: list[tuple[str, list[str]]] = []
@@ -105,8 +117,10 @@ class RImageNetDataModule(ImageDataModule):
     center-cropped during testing", App. H.2). ``val/`` is this module's test split.
 
     Args:
-        table: a super-class table file (format in ``lit_memo/data/tables/rimagenet.txt``); default
-            the package's reconstruction of the paper's 20 super classes.
+        table: a super-class table file (format in ``lit_memo/data/tables/rimagenet.txt``) or a
+            shipped table's name: ``zhang2021`` (default, the package's reconstruction of the paper's
+            20 super classes) or ``restricted9`` (the 9-class, 203-class-index Restricted ImageNet
+            of the robustness literature).
         augment: random resized crops for training (else the test-time resize and centre crop).
         stats_images: with ``normalize`` and no ``mean``/``std``, the statistics come from this
             many training images drawn with ``seed`` (default 10000, our choice: a pass over the
