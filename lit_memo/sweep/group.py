@@ -109,7 +109,9 @@ def run_group(cells: list[str], args_list: list[list[str]], group_dir: str, comp
         log_every=first.model.steps_per_batch, compile=compile)
     state_path = group_path / STATE
     if state_path.is_file():
-        trainer.load_state_dict(torch.load(state_path, weights_only=False))
+        state = torch.load(state_path, weights_only=False)
+        if state.get("keys") == list(cells):  # the same members as last time: resume
+            trainer.load_state_dict(state)
     max_steps = first.trainer.max_steps
     # checkpoint as often as train.py's last.ckpt: once per epoch of GD steps
     every = first.model.steps_per_batch * dm.hparams.batches_per_epoch
@@ -117,7 +119,7 @@ def run_group(cells: list[str], args_list: list[list[str]], group_dir: str, comp
     def save(t: BatchedShallowTrainer) -> None:
         if t.step % every == 0 and t.step < max_steps:
             tmp = state_path.with_suffix(".tmp")
-            torch.save(t.state_dict(), tmp)
+            torch.save({**t.state_dict(), "keys": list(cells)}, tmp)
             os.replace(tmp, state_path)
 
     t0 = time.perf_counter()

@@ -104,13 +104,17 @@ def best_over_lrs(db: sqlite3.Connection, group: list[str], lrs: list[str], metr
 
 def narrowest_memorizing(db: sqlite3.Connection, best_rows: list[dict], width: str, per: list[str], eps: float,
                          metric: str = "final/train/loss") -> list[dict]:
-    """Per value of ``per`` (e.g. regime, radius): the smallest ``width`` whose best loss < eps."""
+    """Per value of ``per`` (e.g. regime, radius): the smallest ``width`` whose best-over-lr loss
+    is < eps for every seed (columns of ``best_rows`` not in ``per`` or ``width``, e.g. seed, are
+    aggregated by their worst loss)."""
     db.execute("DROP TABLE IF EXISTS best")
     cols = [*per, width]
     db.execute("CREATE TABLE best (" + ", ".join(f'"{c}"' for c in cols) + ', "loss")')
     db.executemany("INSERT INTO best VALUES (" + ", ".join("?" * (len(cols) + 1)) + ")",
-                   [[r[c] for c in cols] + [r[metric]] for r in best_rows])
-    p = ", ".join(f'"{c}"' for c in per)
-    query = (f'SELECT {p + ", " if per else ""}MIN(CASE WHEN loss < ? THEN "{width}" END), MAX("{width}") FROM best '
-             f'{"GROUP BY " + p + " ORDER BY " + p if per else ""}')
+                   [[r[c] for c in cols] + [_sql(r[metric])] for r in best_rows])
+    p = "".join(f'"{c}", ' for c in per)
+    group = f"GROUP BY {p[:-2]}" if per else ""
+    query = (f'SELECT {p}MIN(CASE WHEN worst < ? THEN "{width}" END), MAX("{width}") FROM '
+             f'(SELECT {p}"{width}", MAX(loss) AS worst FROM best GROUP BY {p}"{width}") {group} '
+             f'{"ORDER BY " + p[:-2] if per else ""}')
     return [dict(zip([*per, "narrowest", "widest_tried"], r)) for r in db.execute(query, (eps,))]

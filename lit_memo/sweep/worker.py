@@ -103,7 +103,7 @@ def run_cell(cell: str, args: list[str], cell_dir: str) -> dict[str, Any]:
     except BaseException as err:  # noqa: BLE001 - a cell's failure is its row, never the sweep's
         if isinstance(err, KeyboardInterrupt):
             raise
-        message = str(err) or type(err).__name__
+        message = _first_error(str(err)) or type(err).__name__
         row.update(status="failed", error=f"{type(err).__name__}: {message}"[:2000])
         (cell_path / "error.txt").write_text(traceback.format_exc())
     folders = run_folders(cell_path)
@@ -114,6 +114,7 @@ def run_cell(cell: str, args: list[str], cell_dir: str) -> dict[str, Any]:
 
 
 def write_result(cell_dir: Path, row: dict[str, Any]) -> None:
+    cell_dir.mkdir(parents=True, exist_ok=True)
     tmp = cell_dir / (RESULT + ".tmp")
     tmp.write_text(json.dumps(row, default=str))
     os.replace(tmp, cell_dir / RESULT)
@@ -128,3 +129,10 @@ def read_result(cell_dir: Path) -> dict[str, Any] | None:
         if isinstance(value, str) and value in ("inf", "nan", "-inf"):
             row[key] = float(value)
     return row
+
+
+def _first_error(message: str) -> str:
+    """jsonargparse wraps a constructor's error in a Union report; keep the error itself."""
+    lines = [ln.strip()[2:] for ln in message.splitlines() if ln.strip().startswith("- ")]
+    real = [ln for ln in lines if not ln.startswith("Expected a <class 'NoneType'>")]
+    return f"error: {real[0]}" if "Errors:" in message and real else message

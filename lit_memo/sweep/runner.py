@@ -1,0 +1,193 @@
+"""Run every cell of a sweep in worker processes and keep the results table up to date.
+
+Cells that vary only what batching supports (learning rates, seed, radius) and whose config is
+batchable train as stacked groups (``group.py``); everything else runs one train.py run per
+cell (``worker.py``). Finished cells are skipped on a re-run; a cell or group killed midway
+resumes from its checkpoint. SIGTERM/SIGINT stop the workers at once: only runs in flight
+are lost, and they resume next time.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import signal
+import tempfile
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Optional
+
+from tqdm import tqdm
+
+from lit_memo.sweep.batched import BATCHABLE_KEYS
+from lit_memo.sweep.spec import SweepSpec, cell_id
+from lit_memo.sweep.table import ResultsTable
+from lit_memo.sweep.worker import init_worker, load_train, read_result, run_cell
+
+# A batched group's activations (members x n x width floats) should stay in the last-level
+# cache a core can use; beyond it the stacked step loses to single members (issue 11's
+# figures, benchmarks/bench_sweep.py). 2 MiB: half of one core's L2 on the project machine.
+GROUP_BYTES = 2 * 2**20
+# below this many GD steps per run, torch.compile's start-up (seconds) costs more than it saves
+COMPILE_MIN_STEPS = 20000
+
+
+def table_path(spec: SweepSpec) -> Path:
+    return spec.root / "results.csv"
+
+
+def open_table(spec: SweepSpec) -> ResultsTable:
+    return ResultsTable(table_path(spec), spec.columns.values())
+
+
+def _label(spec: SweepSpec, cell: dict[str, Any]) -> dict[str, Any]:
+    return {spec.columns[k]: v for k, v in cell.items()}
+
+
+def plan(spec: SweepSpec, cells: list[dict[str, Any]], batching: str) -> tuple[list[list[dict]], Optional[str], dict]:
+    """Split pending cells into batched groups and single runs; returns (groups, why not, sizes)."""
+    if batching == "off" or len(cells) < 2:
+        return [[c] for c in cells], "batching off" if batching == "off" else None, {}
+    train = load_train()
+    from lit_memo.sweep.group import batch_blocker
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            cli = train.build_cli([*spec.train_args(cells[0]), f"--output_dir={tmp}"])
+        except BaseException as err:  # noqa: BLE001 - the cell itself will report it
+            return [[c] for c in cells], f"config does not build: {err}", {}
+        reason = batch_blocker(cli)
+        sizes = {"n": cli.datamodule.hparams.n, "width": cli.model.hparams.get("width", 1)}
+    if reason:
+        return [[c] for c in cells], reason, sizes
+    by_rest: dict[str, list[dict]] = {}
+    for cell in cells:
+        rest = {k: v for k, v in cell.items() if k not in BATCHABLE_KEYS}
+        by_rest.setdefault(cell_id(rest), []).append(cell)
+    groups = []
+    for members in by_rest.values():
+        width = members[0].get("model.init_args.width", sizes["width"])
+        n = members[0].get("data.init_args.n", sizes["n"])
+        per = max(1, GROUP_BYTES // (4 * int(n) * int(width)))
+        groups += [members[i:i + per] for i in range(0, len(members), per)]
+    return groups, None, sizes
+
+
+def run_sweep(spec: SweepSpec, jobs: int = 1, batching: Optional[str] = None, compile: str = "auto",
+              progress: bool = True) -> ResultsTable:
+    """Run the missing cells of ``spec``; returns the results table (also on disk)."""
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    if compile not in ("auto", "on", "off"):
+        raise ValueError(f"--compile must be auto, on or off, got {compile!r}")
+    table = open_table(spec)
+    cells = spec.cells()
+    cells_dir = spec.root / "cells"
+    recovered = []
+    for cell in cells:  # finished after the last table write (the sweep was killed in between)
+        cid = cell_id(cell)
+        if not table.finished(cid):
+            row = read_result(cells_dir / cid)
+            if row is not None and row.get("status") in ("done", "failed", "diverged"):
+                recovered.append({**_label(spec, cell), **row})
+    if recovered:
+        table.put(recovered)
+    pending = [c for c in cells if not table.finished(cell_id(c))]
+    bar = tqdm(total=len(cells), initial=len(cells) - len(pending), desc=spec.name, unit="run", disable=not progress,
+               dynamic_ncols=True)
+    if not pending:
+        bar.close()
+        return table
+    groups, why_single, _ = plan(spec, pending, batching or spec.batching)
+    if why_single and len(pending) > 1:
+        bar.write(f"lit_memo.sweep: one run per cell ({why_single})")
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=init_worker, initargs=(threads,))
+    stop = _StopOnSignal()
+    try:
+        futures = {}
+        for group in groups:
+            futures[_submit(pool, spec, group, cells_dir, compile)] = group
+        while futures:
+            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for future in done:
+                group = futures.pop(future)
+                try:
+                    rows = future.result()
+                except Exception as err:  # a group that cannot batch after all: its cells run singly
+                    if len(group) == 1:
+                        raise
+                    bar.write(f"lit_memo.sweep: group of {len(group)} failed to batch ({err}); running them singly")
+                    for cell in group:
+                        futures[_submit(pool, spec, [cell], cells_dir, compile)] = [cell]
+                    continue
+                table.put({**_label(spec, cell), **row} for cell, row in zip(group, rows))
+                bar.update(len(group))
+    except BaseException:
+        _kill(pool)
+        raise
+    finally:
+        stop.restore()
+        bar.close()
+    pool.shutdown()
+    return table
+
+
+def _submit(pool, spec: SweepSpec, group: list[dict], cells_dir: Path, compile: str):
+    if len(group) == 1:
+        cid = cell_id(group[0])
+        return pool.submit(_single, cid, spec.train_args(group[0]), str(cells_dir / cid))
+    ids = [cell_id(c) for c in group]
+    steps = _max_steps(spec)
+    use_compile = compile == "on" or (compile == "auto" and steps is not None and steps >= COMPILE_MIN_STEPS)
+    return pool.submit(_group, ids, [spec.train_args(c) for c in group], str(cells_dir / ("group-" + ids[0])), use_compile)
+
+
+def _max_steps(spec: SweepSpec) -> Optional[int]:
+    value = spec.flags.get("trainer.max_steps")
+    return int(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _single(cid: str, args: list[str], cell_dir: str) -> list[dict]:
+    return [run_cell(cid, args, cell_dir)]
+
+
+def _group(ids: list[str], args_list: list[list[str]], group_dir: str, compile: bool) -> list[dict]:
+    from lit_memo.sweep.group import run_group
+
+    rows = run_group(ids, args_list, group_dir, compile=compile)
+    cells_dir = Path(group_dir).parent
+    for row in rows:  # a member's result also sits where a single run of it would
+        from lit_memo.sweep.worker import write_result
+
+        write_result(cells_dir / row["cell"], row)
+    return rows
+
+
+class _StopOnSignal:
+    """SIGTERM ends the sweep the way Ctrl-C does (the workers are killed in ``run_sweep``)."""
+
+    def __init__(self) -> None:
+        self.previous = signal.getsignal(signal.SIGTERM)
+        try:
+            signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            self.previous = None
+
+    @staticmethod
+    def _handle(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers now (a running cell cannot be cancelled through the pool)."""
+    for process in list((pool._processes or {}).values()):
+        if process.is_alive():
+            process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
