@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Any
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 
@@ -20,16 +21,35 @@ class ProjectedOptimizerMixin:
     runs exactly when ``optimizer.step()`` really ran: not on accumulation micro-batches, not
     when AMP's GradScaler skips a step, and also under manual optimization, for an optimizer
     given in the YAML, and on every DDP rank (whose parameters are identical after the step).
-    The point is also projected once when fit starts, so training begins inside the sets.
+    A group is projected after the steps of the optimizers that hold its parameters only. The
+    point is also projected once when fit starts, so training begins inside the sets.
 
     Anchors (the ball centres = the initial weights) are captured once, at the first fit start,
     after DDP has broadcast rank 0's parameters, so they are identical on every rank. They are
     kept out of the module's state_dict (DDP would re-broadcast buffers at every step) and saved
     in the checkpoint under ``"constraint_anchors"``; resuming restores them, never re-captures.
+    At fit start every constrained tensor must be a trainable parameter of the module, in one
+    group only; anything else raises ``ValueError`` before the first step.
 
-    Subclasses that override ``on_fit_start``, ``on_fit_end``, ``on_save_checkpoint`` or
-    ``on_load_checkpoint`` must call ``super()``.
+    The fit-start, fit-end and checkpoint work cannot be switched off by the subclass: every
+    subclass's ``on_fit_start``, ``on_fit_end``, ``on_save_checkpoint`` and ``on_load_checkpoint``
+    are wrapped (``__init_subclass__``) so that it runs after them, whether or not they call
+    ``super()``, and whichever side of ``pl.LightningModule`` the mixin sits in the bases.
+
+    The projection never reads a value back to the host on an accelerator (``sync_free``, see
+    :mod:`lit_memo.optim.projections`): how often it moved the weights is accumulated in device
+    tensors and read only when ``projection_stats`` is (by a logging callback). Set
+    ``projection_sync_free`` to True/False to force either path (None: sync-free off the CPU).
     """
+
+    projection_sync_free: Optional[bool] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for hook, part in _HOOK_PARTS.items():
+            current = getattr(cls, hook, None)
+            if current is not None and not getattr(current, "_runs_projection_part", False):
+                setattr(cls, hook, _followed_by(current, part))
 
     def constraint_groups(self) -> dict[str, Constraint]:
         return {}
@@ -57,7 +77,7 @@ class ProjectedOptimizerMixin:
                 anchors[i] = a.to(device=p.device, dtype=p.dtype)
         return anchors
 
-    # -- projection ------------------------------------------------------------------------
+    # -- groups ----------------------------------------------------------------------------
     def _groups(self) -> dict[str, Constraint]:
         if not hasattr(self, "_constraint_groups_cache"):
             groups = self.constraint_groups()
@@ -67,57 +87,146 @@ class ProjectedOptimizerMixin:
             self._constraint_groups_cache = groups
         return self._constraint_groups_cache
 
-    def project_constraints_(self) -> dict[str, bool]:
-        """Project every group in place; returns which groups moved (and counts it for logging).
+    def validate_constraint_groups(self) -> None:
+        """Every constrained tensor is a trainable parameter of this module, in one group only.
 
-        Runs after every optimizer step, so it is kept lean: inside the sets it costs one norm
-        and one min/max, each with a single host sync.
+        A tensor that is not one of the module's parameters (e.g. a copy) would be projected while
+        the real layer trains unconstrained; a frozen parameter (``requires_grad=False``) is
+        refused rather than left alone, since the projection would change weights the user froze.
         """
+        names = {id(p): n for n, p in self.named_parameters(remove_duplicate=False)}
+        owner: dict[int, str] = {}
+        cls = type(self).__name__
+        for group_name, group in self._groups().items():
+            for i, p in enumerate(group.params):
+                what = f"constraint group {group_name!r}, tensor {i} (shape {tuple(p.shape)})"
+                if id(p) not in names:
+                    raise ValueError(
+                        f"{what} is not a parameter of {cls}: a copy or another module's tensor would be projected "
+                        f"while the real weights train unconstrained. Build the group from the module's own "
+                        f"parameters, e.g. BallConstraint(self.layer, r) or BallConstraint(self.layer.weight, r)")
+                if not p.requires_grad:
+                    raise ValueError(
+                        f"{what} is the frozen parameter {names[id(p)]!r} (requires_grad=False): projecting it would "
+                        f"change weights you froze. Remove it from constraint_groups() or unfreeze it")
+                if id(p) in owner:
+                    raise ValueError(
+                        f"{what}: parameter {names[id(p)]!r} is already in group {owner[id(p)]!r}; projecting it onto "
+                        f"two sets in turn is not the projection onto their intersection. Put it in one group")
+                owner[id(p)] = group_name
+
+    # -- projection ------------------------------------------------------------------------
+    def project_constraints_(self) -> dict[str, torch.Tensor]:
+        """Project every group in place; returns, per group, whether it moved (a 0-dim bool tensor)."""
+        return self._project_groups_(self._groups())
+
+    def _project_groups_(self, names: Iterable[str]) -> dict[str, torch.Tensor]:
+        groups = self._groups()
+        steps, active = self._projection_counts()
         moved = {}
-        stats = self.projection_stats
-        for name, group in self._groups().items():
+        for name in names:
+            group = groups[name]
             if group.active:
-                moved[name] = hit = group.project_(self.anchors_for(name) if group.needs_anchor else ())
-                steps, active = stats.get(name, (0, 0))
-                stats[name] = (steps + 1, active + hit)
+                anchors = self.anchors_for(name) if group.needs_anchor else ()
+                moved[name] = hit = group.project_(anchors, sync_free=self.projection_sync_free)
+                steps[name] = steps.get(name, 0) + 1
+                active[name] = hit.long() if name not in active else active[name] + hit  # stays on the device
         return moved
+
+    def _projection_counts(self) -> tuple[dict[str, int], dict[str, torch.Tensor]]:
+        if not hasattr(self, "_projection_steps"):
+            self._projection_steps: dict[str, int] = {}
+            self._projection_active: dict[str, torch.Tensor] = {}
+        return self._projection_steps, self._projection_active
 
     @property
     def projection_stats(self) -> dict[str, tuple[int, int]]:
-        """Per group (projected steps, steps where the projection moved the weights)."""
-        if not hasattr(self, "_projection_stats"):
-            self._projection_stats: dict[str, tuple[int, int]] = {}
-        return self._projection_stats
+        """Per group (projected steps, steps where the projection moved the weights).
 
-    def _register_projection_hooks(self) -> None:
+        Reading it copies the device counters to the host: do it when logging, not every step.
+        """
+        steps, active = self._projection_counts()
+        return {name: (n, int(active[name])) for name, n in steps.items()}
+
+    def _register_projection_hooks(self, optimizers: Optional[Iterable[torch.optim.Optimizer]] = None) -> None:
+        """A post-step hook per optimizer, projecting the groups that optimizer holds parameters of."""
         self._remove_projection_hooks()
-        hook = lambda optimizer, args, kwargs: self.project_constraints_()  # noqa: E731
-        self._projection_handles = [opt.register_step_post_hook(hook) for opt in self.trainer.optimizers]
+        groups = self._groups()
+        for optimizer in self.trainer.optimizers if optimizers is None else optimizers:
+            held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+            names = [n for n, group in groups.items() if any(id(p) in held for p in group.params)]
+            if names:
+                hook = functools.partial(_project_after_step, self, names)
+                self._projection_handles.append(optimizer.register_step_post_hook(hook))
 
     def _remove_projection_hooks(self) -> None:
         for handle in getattr(self, "_projection_handles", []):
             handle.remove()
         self._projection_handles = []
 
+    # -- what the Lightning hooks do (always, see __init_subclass__) -----------------------
+    def _arm_projection(self) -> None:
+        self._remove_projection_hooks()
+        if self._groups():
+            self.validate_constraint_groups()
+            self.capture_anchors_()
+            self.project_constraints_()
+            self._projection_steps, self._projection_active = {}, {}  # the start-up projection is not a step
+            self._register_projection_hooks()
+
+    def _disarm_projection(self) -> None:
+        self._remove_projection_hooks()
+
+    def _save_anchors(self, checkpoint: dict[str, Any]) -> None:
+        if self.constraint_anchors:
+            checkpoint[_CKPT_KEY] = {k: [a.detach().cpu() for a in v] for k, v in self.constraint_anchors.items()}
+
+    def _load_anchors(self, checkpoint: dict[str, Any]) -> None:
+        if _CKPT_KEY in checkpoint:
+            self._constraint_anchors = {k: list(v) for k, v in checkpoint[_CKPT_KEY].items()}
+
     # -- Lightning hooks -------------------------------------------------------------------
     def on_fit_start(self) -> None:
         super().on_fit_start()
-        if self._groups():
-            self.capture_anchors_()
-            self.project_constraints_()
-            self._projection_stats = {}  # the start-up projection is not a training step
-            self._register_projection_hooks()
+        self._arm_projection()
 
     def on_fit_end(self) -> None:
-        self._remove_projection_hooks()
+        self._disarm_projection()
         super().on_fit_end()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
-        if self.constraint_anchors:
-            checkpoint[_CKPT_KEY] = {k: [a.detach().cpu() for a in v] for k, v in self.constraint_anchors.items()}
+        self._save_anchors(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        if _CKPT_KEY in checkpoint:
-            self._constraint_anchors = {k: list(v) for k, v in checkpoint[_CKPT_KEY].items()}
+        self._load_anchors(checkpoint)
+
+    for _hook in (on_fit_start, on_fit_end, on_save_checkpoint, on_load_checkpoint):
+        _hook._runs_projection_part = True
+    del _hook
+
+
+_HOOK_PARTS: dict[str, Callable[..., None]] = {
+    "on_fit_start": ProjectedOptimizerMixin._arm_projection,
+    "on_fit_end": ProjectedOptimizerMixin._disarm_projection,
+    "on_save_checkpoint": ProjectedOptimizerMixin._save_anchors,
+    "on_load_checkpoint": ProjectedOptimizerMixin._load_anchors,
+}
+
+
+def _followed_by(hook: Callable[..., Any], part: Callable[..., None]) -> Callable[..., Any]:
+    """``hook`` then the mixin's ``part`` (each part is idempotent, so a hook calling super() is fine)."""
+
+    @functools.wraps(hook)
+    def wrapped(self, *args: Any, **kwargs: Any) -> Any:
+        out = hook(self, *args, **kwargs)
+        part(self, *args, **kwargs)
+        return out
+
+    wrapped._runs_projection_part = True
+    return wrapped
+
+
+def _project_after_step(module: ProjectedOptimizerMixin, names: list[str], optimizer, args, kwargs) -> None:
+    module._project_groups_(names)
