@@ -16,7 +16,7 @@ from lit_memo.sweep.wandb_sweep import write_wandb_sweeps
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m lit_memo.sweep", description=__doc__)
     parser.add_argument("sweep", type=str, help="the sweep file (YAML: config, flags, grid, zip)")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes (cells in flight)")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (cells in flight); 0: in this process")
     parser.add_argument("--output_dir", type=Optional[str], default=None, help="overrides the sweep file's output_dir")
     parser.add_argument("--batching", type=Optional[str], default=None, help="auto or off (default: the sweep file's)")
     parser.add_argument("--compile", type=str, default="auto", help="torch.compile batched steps: auto, on or off")

@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import signal
 import tempfile
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Optional
 
@@ -77,8 +77,8 @@ def plan(spec: SweepSpec, cells: list[dict[str, Any]], batching: str) -> tuple[l
 def run_sweep(spec: SweepSpec, jobs: int = 1, batching: Optional[str] = None, compile: str = "auto",
               progress: bool = True) -> ResultsTable:
     """Run the missing cells of ``spec``; returns the results table (also on disk)."""
-    if jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    if jobs < 0:
+        raise ValueError(f"--jobs must be >= 1 (or 0: run the cells in this process), got {jobs}")
     if compile not in ("auto", "on", "off"):
         raise ValueError(f"--compile must be auto, on or off, got {compile!r}")
     table = open_table(spec)
@@ -102,9 +102,12 @@ def run_sweep(spec: SweepSpec, jobs: int = 1, batching: Optional[str] = None, co
     groups, why_single, _ = plan(spec, pending, batching or spec.batching)
     if why_single and len(pending) > 1:
         bar.write(f"lit_memo.sweep: one run per cell ({why_single})")
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=init_worker, initargs=(threads,))
+    if jobs == 0:
+        pool = _InProcess()
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=init_worker, initargs=(threads,))
     stop = _StopOnSignal()
     try:
         futures = {}
@@ -185,9 +188,24 @@ class _StopOnSignal:
             signal.signal(signal.SIGTERM, self.previous)
 
 
-def _kill(pool: ProcessPoolExecutor) -> None:
+class _InProcess:
+    """``--jobs 0``: each cell runs in this process when submitted (debugging, tests)."""
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as err:
+            future.set_exception(err)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+def _kill(pool) -> None:
     """Stop the workers now (a running cell cannot be cancelled through the pool)."""
-    for process in list((pool._processes or {}).values()):
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
         if process.is_alive():
             process.kill()
     pool.shutdown(wait=False, cancel_futures=True)
