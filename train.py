@@ -1,212 +1,292 @@
 """Train any lit_memo experiment from its config: ``python train.py --config synthetic_narrow.yaml``.
 
 LightningCLI with ``run=False``: ``build_cli(args)`` instantiates model, datamodule and trainer
-and runs nothing; ``main(args)`` fits, then tests when the datamodule has a test split.
-Each run gets its own folder ``<output_dir>/<config name>/<time>`` holding the resolved config,
-the checkpoints, ``metrics.csv`` (every logged metric) and the offline W&B files.
+and runs nothing; ``main(args)`` fits, then tests when the datamodule has a test split, and ends
+with a summary block (also written as ``summary.json``). Each run gets its own folder
+``<output_dir>/<experiment>/<time>`` (experiment: ``--name``, else the first config's name)
+holding the resolved config, the checkpoints, ``metrics.csv`` and the offline W&B files.
+
+This file imports only the standard library and PyYAML at the top: mistakes that need no model
+(a config name, a YAML typo, the output folder, W&B's mode) are reported before torch loads.
 """
 
 from __future__ import annotations
 
 import os
-import socket
+import re
 import sys
 import time
-import warnings
-from unittest import mock
+import traceback
 from pathlib import Path
-from typing import Optional
-
-from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
-from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
-
-from lit_memo.data.base import MemoDataModule
-from lit_memo.modules.base import MemorizationModule
-
-# expected, not actionable: no val split (memorization runs often have none), and a Lightning /
-# torch version notice about pytree internals
-warnings.filterwarnings("ignore", message="Total length of .* across ranks is zero")
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+from typing import Any, Optional
+from unittest import mock
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-RUN_DIR_ENV = "LIT_MEMO_RUN_DIR"  # hands rank 0's run folder to the DDP processes it launches
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+WANDB_ENV_MODES = ("online", "offline", "disabled", "dryrun", "run", "shared")  # what wandb itself accepts
+LINKED = ("input_shape", "num_outputs", "task")  # set from the DataModule (see lit_memo/cli.py)
+HELP = "see `python train.py --help`"
+TRACEBACK_ENV = "LIT_MEMO_TRACEBACK"  # set to 1 to see the traceback behind an `error:` line
 
 
+class ConfigError(ValueError):
+    """A bad input, reported as one ``error: ...`` line before a run folder exists."""
+
+
+# -- arguments, before anything heavy is imported -------------------------------------------
 def resolve_config_args(args: list[str]) -> tuple[list[str], list[str]]:
-    """Map each bare ``--config NAME`` that is not an existing path onto ``configs/NAME``.
+    """Map each bare ``--config NAME`` / ``-c NAME`` that is not an existing path onto ``configs/NAME``.
 
-    Returns the new arguments and the resolved config paths, in order.
+    Returns the new arguments and the resolved config paths, in order. Each config file is
+    read here, so a YAML syntax error names its file and line.
     """
     out, configs = list(args), []
     for i, arg in enumerate(out):
-        if arg == "--config" and i + 1 < len(out):
+        if arg in ("--config", "-c") and i + 1 < len(out):
             out[i + 1] = _resolve_config(out[i + 1])
             configs.append(out[i + 1])
-        elif arg.startswith("--config="):
-            configs.append(_resolve_config(arg.split("=", 1)[1]))
-            out[i] = "--config=" + configs[-1]
+        elif arg.startswith(("--config=", "-c=")):
+            flag, name = arg.split("=", 1)
+            configs.append(_resolve_config(name))
+            out[i] = f"{flag}={configs[-1]}"
     return out, configs
 
 
 def _resolve_config(name: str) -> str:
     if Path(name).exists():
-        return name
-    for candidate in (CONFIG_DIR / name, CONFIG_DIR / f"{name}.yaml"):
-        if candidate.is_file():
-            return str(candidate)
-    available = ", ".join(sorted(p.name for p in CONFIG_DIR.glob("*.yaml")))
-    raise FileNotFoundError(f"--config {name}: no such file, and no {CONFIG_DIR / name}; available configs: {available}")
+        path = name
+    else:
+        found = [c for c in (CONFIG_DIR / name, CONFIG_DIR / f"{name}.yaml") if c.is_file()]
+        if not found:
+            available = ", ".join(sorted(p.name for p in CONFIG_DIR.glob("*.yaml")))
+            raise ConfigError(f"--config {name}: no such file, and no {CONFIG_DIR / name}; available configs: {available}")
+        path = str(found[0])
+    _load_yaml(path)
+    return path
 
 
-def _wandb_credentials() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+def _load_yaml(path: str) -> Any:
+    import yaml
 
-
-def _wandb_reachable(timeout: float = 2.0) -> bool:
+    if Path(path).is_dir():
+        raise ConfigError(f"--config {path} is a folder; give a YAML file")
     try:
-        socket.create_connection(("api.wandb.ai", 443), timeout=timeout).close()
-        return True
+        return yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else path
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: YAML syntax error: {problem}; fix the file (a missing ']' or a bad indent?)") from err
+
+
+def _flag_value(args: list[str], flag: str) -> Optional[str]:
+    """The last value given to ``flag`` on the command line (``--flag=v`` or ``--flag v``)."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def _config_value(configs: list[str], *keys: str) -> Any:
+    """The value of ``keys`` in the last config file that sets it (None if none does)."""
+    value = None
+    for path in configs:
+        node = _load_yaml(path)
+        for key in keys:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is not None:
+            value = node
+    return value
+
+
+def run_name(args: list[str], configs: list[str]) -> str:
+    """The experiment: ``--name``, else the first config's file name (overrides come later)."""
+    name = _flag_value(args, "--name")
+    if name is not None:
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+            raise ConfigError(f"--name {name!r}: use letters, digits and _ . + - only (it names a folder)")
+        return name
+    return Path(configs[0]).stem if configs else "default"
+
+
+def check_output_dir(path: str) -> None:
+    """The run folder goes under ``path``: it must be a folder (or creatable) and writable."""
+    target = Path(path).expanduser().absolute()
+    existing = target
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"--output_dir {path}: {existing} is a file, not a folder; choose another --output_dir")
+    if not os.access(existing, os.W_OK | os.X_OK) or _read_only_fs(existing):
+        raise ConfigError(f"--output_dir {path}: {existing} is not writable; choose a writable --output_dir")
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
     except OSError:
         return False
 
 
-def wandb_mode(requested: str) -> str:
-    """``auto``: online with credentials and a reachable server, else offline (never prompts)."""
-    if requested != "auto":
-        return requested
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    os.environ.pop("WANDB_MODE", None)  # set but empty: wandb itself would reject it
-    if _wandb_credentials() and _wandb_reachable():
-        return "online"
-    print("lit_memo: W&B runs offline (no credentials or no network); upload later with `wandb sync <run>/wandb`",
-          file=sys.stderr)
-    return "offline"
+def check_wandb(requested: Optional[str]) -> None:
+    """``--wandb_mode`` and the ``WANDB_MODE`` environment variable, checked before wandb sees them."""
+    if requested is not None and requested not in WANDB_MODES:
+        raise ConfigError(f"--wandb_mode={requested!r} must be one of {', '.join(WANDB_MODES)}")
+    env = os.environ.get("WANDB_MODE")
+    if env and env not in WANDB_ENV_MODES:
+        raise ConfigError(f"the environment variable WANDB_MODE={env!r} is not a W&B mode; unset it or set one of "
+                          f"{', '.join(WANDB_ENV_MODES)}")
 
 
-class MemoCLI(LightningCLI):
-    """LightningCLI plus the run folder, the loggers and the data -> model links."""
-
-    def __init__(self, *args, run_name: str = "default", **kwargs) -> None:
-        self.run_name = run_name
-        super().__init__(*args, **kwargs)
-
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        for key in ("input_shape", "num_outputs", "task"):
-            parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
-        parser.add_argument("--ckpt_path", type=Optional[str], default=None, help="checkpoint to resume fit from")
-        parser.add_argument("--run_test", type=bool, default=True, help="evaluate the test split after fit")
-        parser.add_argument("--output_dir", type=str, default="runs", help="runs go to <output_dir>/<config>/<time>")
-        parser.add_argument("--wandb_project", type=str, default="lit_memo")
-        parser.add_argument("--wandb_mode", type=str, default="auto", help=f"one of {WANDB_MODES}")
-
-    def before_instantiate_classes(self) -> None:
-        cfg = self.config
-        if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
-            raise FileNotFoundError(f"--ckpt_path {cfg.ckpt_path}: no such checkpoint file")
-        if cfg.wandb_mode not in WANDB_MODES:
-            raise ValueError(f"--wandb_mode must be one of {WANDB_MODES}, got {cfg.wandb_mode!r}")
-        # A top-level `optimizer:` / `lr_scheduler:` would make LightningCLI replace the module's
-        # configure_optimizers with one over model.parameters(), losing the hidden/outer groups
-        # and their learning rates; hand them to the module's own factories instead.
-        for key in ("optimizer", "lr_scheduler"):
-            if cfg.get(key) is not None:
-                cfg.model.init_args[key] = cfg[key]
-                cfg[key] = None
-
-    @staticmethod
-    def _make_run_dir(parent: Path) -> Path:
-        inherited = os.environ.get(RUN_DIR_ENV)
-        if inherited and int(os.environ.get("LOCAL_RANK", "0")) > 0:
-            return Path(inherited)  # a DDP process launched by rank 0: share its folder
-        job = os.environ.get("SLURM_JOB_ID") or os.environ.get("TORCHELASTIC_RUN_ID")
-        stem = f"job{job}" if job else time.strftime("%Y%m%d-%H%M%S")
-        run_dir, k = parent / stem, 1
-        if not job:
-            while run_dir.exists():  # never reuse another run's folder
-                run_dir, k = parent / f"{stem}-{k}", k + 1
-        run_dir.mkdir(parents=True, exist_ok=bool(job))
-        os.environ[RUN_DIR_ENV] = str(run_dir)
-        return run_dir
-
-    def instantiate_trainer(self, **kwargs):
-        # model and data built fine: only now make the run folder, so a bad config leaves none
-        self.run_dir = self._make_run_dir(Path(self.config.output_dir) / self.run_name)
-        trainer_cfg = self._get(self.config_init, "trainer", default={})
-        loggers = trainer_cfg.get("logger")
-        if loggers is not False:
-            # CSV first: trainer.log_dir is the first logger's, so config.yaml lands in the run folder
-            user = [] if loggers in (None, True) else list(loggers) if isinstance(loggers, (list, tuple)) else [loggers]
-            csv: list[Logger] = [] if any(isinstance(lg, CSVLogger) for lg in user) else [
-                CSVLogger(save_dir=str(self.run_dir), name="", version="")]
-            for logger in csv:
-                logger.experiment  # claim the empty folder before W&B writes into it (else CSVLogger warns)
-            if loggers in (None, True):
-                mode = wandb_mode(self.config.wandb_mode)
-                if mode != "disabled":
-                    user = [WandbLogger(save_dir=str(self.run_dir), project=self.config.wandb_project,
-                                        name=f"{self.run_name}/{self.run_dir.name}", mode=mode)]
-            kwargs["logger"] = csv + user
-        callbacks = list(trainer_cfg.get("callbacks") or [])
-        if not any(isinstance(cb, ModelCheckpoint) for cb in callbacks):
-            kwargs["callbacks"] = callbacks + [ModelCheckpoint(dirpath=self.run_dir / "checkpoints", save_last=True)]
-        kwargs.setdefault("default_root_dir", str(self.run_dir))
-        return super().instantiate_trainer(**kwargs)
+def quick_checks(args: list[str], configs: list[str]) -> None:
+    """Everything checkable from the arguments alone (no torch needed)."""
+    check_wandb(_flag_value(args, "--wandb_mode") or _config_value(configs, "wandb_mode"))
+    check_output_dir(_flag_value(args, "--output_dir") or _config_value(configs, "output_dir") or "runs")
+    max_steps = _flag_value(args, "--trainer.max_steps")
+    if max_steps is not None and re.fullmatch(r"-\d+", max_steps) and int(max_steps) < -1:
+        raise ConfigError(f"--trainer.max_steps={max_steps} must be >= 0, or -1 for no limit")
 
 
-def build_cli(args: Optional[list[str]] = None) -> MemoCLI:
-    """Parse ``args`` (default: ``sys.argv[1:]``) and instantiate model, data and trainer."""
+def given_links(args: list[str], configs: list[str]) -> dict[str, Any]:
+    """Model options the DataModule sets (``LINKED``) that the user gave anyway: checked, not dropped."""
+    import yaml
+
+    given = {}
+    for key in LINKED:
+        value = _config_value(configs, "model", "init_args", key)
+        flag = _flag_value(args, f"--model.init_args.{key}")
+        if flag is not None:
+            value = yaml.safe_load(flag)
+        if value is not None:
+            given[key] = value
+    return given
+
+
+# -- building and running --------------------------------------------------------------------
+def build_cli(args: Optional[list[str]] = None):
+    """Parse ``args`` (default: ``sys.argv[1:]``) and instantiate model, data and trainer.
+
+    Raises :class:`ConfigError` (or jsonargparse's ``ArgumentError``) for a bad input, before
+    the run folder exists.
+    """
     args, configs = resolve_config_args(sys.argv[1:] if args is None else list(args))
-    run_name = Path(configs[-1]).stem if configs else "default"
+    name = run_name(args, configs)
+    if not any(a in ("-h", "--help", "--print_config") or a.startswith(("--print_config=", "--model.help", "--data.help"))
+               for a in args):
+        quick_checks(args, configs)
+    links = given_links(args, configs)
+
+    from lit_memo.cli import MemoCLI, install_inf_loader
+
+    install_inf_loader()
     # LightningCLI warns when it gets args and sys.argv holds others too (pytest's, or ours
     # before config names were resolved); args is the whole truth here, so hide sys.argv
     with mock.patch.object(sys, "argv", sys.argv[:1]):
-        return _build(args, run_name)
+        return MemoCLI(args=args, run_name=name, given_links=links, config_checks=_config_checks,
+                       description=__doc__)
 
 
-def _help_epilog() -> str:
-    """--help cannot list a subclass's options before one is chosen: say how to see them."""
-    import lit_memo.data
-    import lit_memo.modules
-
-    def names(package, base) -> str:
-        return ", ".join(n for n in package.__all__ if isinstance(getattr(package, n), type)
-                         and issubclass(getattr(package, n), base) and getattr(package, n) is not base)
-
-    return (f"Models: {names(lit_memo.modules, MemorizationModule)}. "
-            f"DataModules: {names(lit_memo.data, MemoDataModule)}. Their options: "
-            "`--model.help ShallowNetModule`, `--data.help CIFAR10DataModule`, or `--config X --print_config`.")
+def _config_checks(config) -> None:
+    """quick_checks on the parsed config (values may come from any config file)."""
+    check_wandb(config.wandb_mode)
+    check_output_dir(config.output_dir)
 
 
-def _build(args: list[str], run_name: str) -> MemoCLI:
-    return MemoCLI(
-        MemorizationModule,
-        MemoDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        seed_everything_default=0,  # our choice: reproducible by default
-        save_config_kwargs={"overwrite": False},
-        parser_kwargs={"description": __doc__, "epilog": _help_epilog()},
-        run=False,
-        args=args,
-        run_name=run_name,
-    )
+def one_line(message: str) -> str:
+    """jsonargparse's nested parse error as one line: the option's full key and the complaint."""
+    lines = [line.strip().lstrip("- ").strip() for line in message.splitlines() if line.strip()]
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    nested = re.findall(r"NestedArg\(key='([^']+)'", message)
+    skip = ("Does not validate against", "Subtypes:", "Errors:", "Given value", "Expected a <class 'NoneType'>",
+            'Parser key "', "Problem with given class_path", "Validation failed")
+    complaints = [line for line in lines if not line.startswith(skip)]
+    if not keys:
+        return (complaints or lines or [message])[0]
+    key = keys[0]
+    rest = keys[1:] or nested[:1]
+    if rest and "class_path" in message:
+        key += ".init_args." + ".".join(rest)
+    complaint = complaints[-1] if complaints else lines[-1]
+    complaint = re.sub(r"<class '([\w.]+)'>", r"\1", complaint)
+    return f"{key}: {complaint}"
 
 
-def main(args: Optional[list[str]] = None) -> MemoCLI:
+def main(args: Optional[list[str]] = None):
+    """What ``python train.py`` does: build, fit, test, summarize; bad input is one ``error:`` line."""
     try:
         cli = build_cli(args)
-    except (ValueError, FileNotFoundError) as err:  # a bad config: say why, without a traceback
-        raise SystemExit(f"error: {err}") from err
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
-    if cli.config.run_test and cli.datamodule.has_test:
-        cli.trainer.test(cli.model, datamodule=cli.datamodule)
+    except ConfigError as err:
+        _exit(err, f"error: {err}")
+    except Exception as err:  # noqa: BLE001 - anything raised while building is a bad input
+        from jsonargparse import ArgumentError
+
+        if isinstance(err, ArgumentError):
+            _exit(err, f"error: {one_line(str(err))} ({HELP})")
+        lines = [ln for ln in str(err).strip().splitlines() if ln.strip()] or [type(err).__name__]
+        _exit(err, f"error: {lines[-1] if len(lines) > 3 else ' '.join(lines)}")
+    return run(cli)
+
+
+def _exit(err: BaseException, line: str):
+    if os.environ.get(TRACEBACK_ENV) == "1":
+        traceback.print_exception(err)
+    raise SystemExit(line) from err
+
+
+def run(cli):
+    """Fit, test, and close the run folder: summary on success, a ``FAILED`` file otherwise."""
+    from lit_memo.run_summary import build_summary, finish_run, format_summary, mark_failed
+
+    trainer, run_dir = cli.trainer, cli.run_dir
+    start = time.perf_counter()
+    status, test_metrics = "completed", {}
+    try:
+        trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+        if trainer.interrupted:
+            raise KeyboardInterrupt
+        if cli.config.run_test and cli.datamodule.has_test:
+            (test_metrics,) = trainer.test(cli.model, datamodule=cli.datamodule, verbose=False) or [{}]
+    except (KeyboardInterrupt, SystemExit) as err:
+        if not trainer.interrupted and not isinstance(err, KeyboardInterrupt):
+            raise
+        status = "interrupted"
+        ckpt = cli.last_checkpoint()
+        resume = f"resume with --ckpt_path {ckpt}" if ckpt else "no checkpoint was written yet"
+        reason = f"interrupted (Ctrl-C) at GD step {trainer.global_step}; {resume}"
+        if trainer.is_global_zero:
+            mark_failed(run_dir, reason)
+            print(f"lit_memo: {reason}", file=sys.stderr)
+        cli.close_loggers(failed=True)
+        raise SystemExit(1)
+    except BaseException as err:
+        if trainer.is_global_zero:
+            mark_failed(run_dir, f"failed at GD step {trainer.global_step}: {type(err).__name__}: {err}\n\n"
+                        + traceback.format_exc())
+            print(f"lit_memo: run failed at GD step {trainer.global_step}; {run_dir}/FAILED says why", file=sys.stderr)
+        cli.close_loggers(failed=True)
+        raise
+    if trainer.is_global_zero:
+        summary = build_summary(cli.tracker, run_dir, status, trainer.global_step, time.perf_counter() - start,
+                                test_metrics)
+        finish_run(run_dir, summary)
+        from lit_memo.report.summary import log_summary  # summary.png, also to W&B when on (issue 12)
+
+        log_summary(trainer, run_dir)
+        print(format_summary(summary))
+    cli.close_loggers(failed=False)
     return cli
+
+
+def __getattr__(name: str):
+    # heavy names on demand: `train.MemoCLI`, `train.wandb_mode` import Lightning only when asked for
+    if name in ("MemoCLI", "wandb_mode", "install_inf_loader"):
+        import lit_memo.cli
+
+        return getattr(lit_memo.cli, name)
+    raise AttributeError(name)
 
 
 if __name__ == "__main__":

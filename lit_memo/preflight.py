@@ -1,0 +1,154 @@
+"""Checks that need the built model, data and trainer, run before a run folder exists.
+
+Each failure is a :class:`ConfigError` whose message names the field or file and the fix;
+``train.py`` prints it as one ``error:`` line. Without these checks the same mistakes surface
+deep inside ``fit``, after the run folder and an offline W&B run were created.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import pytorch_lightning as pl
+import torch
+
+# options that define the constraint sets: resuming with another value changes the problem solved
+CONSTRAINT_OPTIONS = ("regime", "radius", "zeta", "gamma")
+ALLOW_FLAG = "--allow_resume_changes=true"
+
+
+class ConfigError(ValueError):
+    """A bad input, reported as one ``error: ...`` line before a run folder exists."""
+
+
+def check_links(model: pl.LightningModule, datamodule: pl.LightningDataModule, given: Mapping[str, Any]) -> None:
+    """Model options linked from the data (input_shape, num_outputs, task) must agree when given."""
+    for key, value in given.items():
+        data_value = getattr(datamodule, key)
+        same = (tuple(value) == tuple(data_value)) if isinstance(value, (list, tuple)) else value == data_value
+        if not same:
+            raise ConfigError(f"model.init_args.{key}={value!r} disagrees with the data's {key}={data_value!r}; "
+                              f"drop model.init_args.{key}: it is set from the DataModule")
+
+
+def check_optimizer(model: pl.LightningModule) -> None:
+    """Build the module's optimizer (and scheduler) once, so its own checks (lr >= 0, ...) run now."""
+    try:
+        model.configure_optimizers()
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"the optimizer rejects its settings: {err}; fix model.init_args.optimizer (or the "
+                          "top-level optimizer:, lr_hidden, lr_outer, lr_scheduler)") from err
+    except Exception:  # noqa: BLE001 - e.g. a scheduler that needs the attached trainer: checked in fit
+        pass
+
+
+def check_trainer_flags(trainer_cfg: Mapping[str, Any]) -> None:
+    """Flags Lightning rejects only deep in Trainer(...), with a traceback."""
+    max_steps = trainer_cfg.get("max_steps")
+    if max_steps is not None and max_steps < -1:
+        raise ConfigError(f"trainer.max_steps={max_steps} must be >= 0, or -1 for no limit")
+    accelerator = trainer_cfg.get("accelerator")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA GPU is visible on this machine; "
+                          "use --trainer.accelerator=cpu (or auto)")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer.accelerator=mps: MPS is not available here; use --trainer.accelerator=cpu (or auto)")
+
+
+def check_data(datamodule: pl.LightningDataModule, trainer: pl.Trainer) -> None:
+    """Locate (or download) and set up the training data now: a missing folder, a subset larger
+    than the dataset or a failed download is reported before anything is written.
+
+    Set up on the trainer's device (the DataModule caches it: fit's own ``setup`` is then free).
+    DDP processes other than local rank 0 set up in fit, after Lightning's ``prepare_data`` barrier.
+    """
+    if int(os.environ.get("LOCAL_RANK", "0")) > 0:
+        return
+    datamodule.trainer = trainer
+    hparams = getattr(datamodule, "hparams", {})
+    try:
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+    except (FileNotFoundError, ValueError) as err:
+        raise ConfigError(str(err)) from err
+    except Exception as err:  # noqa: BLE001 - torchvision's download errors are RuntimeError, URLError, ...
+        if hparams.get("download"):
+            raise ConfigError(
+                f"data.init_args.download=true: downloading failed ({type(err).__name__}: {str(err).strip()[:200]}); "
+                "check the network, or fetch the files elsewhere and point data.init_args.data_dir at them") from err
+        raise
+
+
+def read_checkpoint(path: str) -> dict[str, Any]:
+    """Load ``path`` on the CPU or say, naming the file, that it is not a Lightning checkpoint."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - truncated zip, garbage bytes, pickle errors...
+        raise ConfigError(f"--ckpt_path {path}: not a readable checkpoint ({type(err).__name__}: "
+                          f"{str(err).strip().splitlines()[0][:120] if str(err).strip() else 'no message'}); the file is "
+                          "truncated or not a .ckpt written by train.py: pass a run's checkpoints/last.ckpt") from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ConfigError(f"--ckpt_path {path}: no 'state_dict' inside, so not a Lightning checkpoint; "
+                          "pass a run's checkpoints/last.ckpt")
+    return ckpt
+
+
+def check_checkpoint(path: str, model: pl.LightningModule, allow_changes: bool) -> None:
+    """The checkpoint must fit the model (names and shapes) and keep its constraint sets."""
+    ckpt = read_checkpoint(path)
+    config = Path(path).resolve().parent.parent / "config.yaml"
+    hint = f"resume with the checkpoint's own config (--config {config})" if config.is_file() else \
+        "resume with the config the checkpoint was trained with"
+    saved, here = ckpt["state_dict"], model.state_dict()
+    for key, value in here.items():
+        if key not in saved:
+            raise ConfigError(f"--ckpt_path {path} has no {key}: it was trained with another model; {hint}")
+        if tuple(saved[key].shape) != tuple(value.shape):
+            raise ConfigError(f"--ckpt_path {path}: {key} is {list(saved[key].shape)} in the checkpoint but "
+                              f"{list(value.shape)} in this model (another width or dataset?); {hint}")
+    extra = sorted(set(saved) - set(here))
+    if extra:
+        raise ConfigError(f"--ckpt_path {path} holds {extra[0]}, which this model lacks: another model; {hint}")
+    _check_resume_changes(path, ckpt, model, allow_changes)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return a == b
+
+
+def _check_resume_changes(path: str, ckpt: Mapping[str, Any], model: pl.LightningModule, allow: bool) -> None:
+    """A resume that changes the constraint sets, or would anchor a ball at the resume point, is
+    refused unless ``--allow_resume_changes=true``; other changed options are named in a warning."""
+    saved: Mapping[str, Any] = ckpt.get("hyper_parameters") or {}
+    now = dict(model.hparams)
+    changed = {k: (saved[k], now[k]) for k in now if k in saved and not _same(saved[k], now[k])}
+    problems = [f"{k} {changed[k][0]!r} -> {changed[k][1]!r}" for k in CONSTRAINT_OPTIONS if k in changed]
+    groups = model.constraint_groups() if hasattr(model, "constraint_groups") else {}
+    anchors = ckpt.get("constraint_anchors") or {}
+    unanchored = [name for name, group in groups.items() if group.needs_anchor and name not in anchors]
+    if unanchored:
+        problems.append(f"constraint group(s) {', '.join(unanchored)} have no anchor in the checkpoint, so the ball "
+                        "would be centred on the resume point instead of the initial weights")
+    if problems and not allow:
+        raise ConfigError(f"--ckpt_path {path}: resuming would change the constraints: {'; '.join(problems)}. "
+                          f"Resume with the original settings, or pass {ALLOW_FLAG} to accept this")
+    others = [f"{k} {v[0]!r} -> {v[1]!r}" for k, v in changed.items() if k not in CONSTRAINT_OPTIONS]
+    if problems or others:
+        warnings.warn(f"resuming {path} with changed options: {'; '.join(problems + others)}", stacklevel=2)
+
+
+def last_checkpoint(checkpoint_dir: Path) -> Optional[Path]:
+    """The checkpoint a stopped run resumes from: ``last.ckpt`` if written, else the newest."""
+    last = checkpoint_dir / "last.ckpt"
+    if last.is_file():
+        return last
+    ckpts = sorted(checkpoint_dir.glob("*.ckpt"), key=lambda p: p.stat().st_mtime_ns)
+    return ckpts[-1] if ckpts else None
