@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from typing import Any, Iterator
 
 import pytorch_lightning as pl
+import torch
+
+_STATE_KEY = "training_set"  # the datamodule's entry in a checkpoint: what the run trained on
+
+
+def tensor_digest(*tensors: torch.Tensor) -> str:
+    """A short SHA-256 of tensors' dtypes, shapes and bytes (CPU, contiguous): equal iff bitwise equal."""
+    h = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 class MemoDataModule(pl.LightningDataModule):
@@ -28,6 +42,52 @@ class MemoDataModule(pl.LightningDataModule):
         """(rank, world size) of the trainer this DataModule is attached to."""
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    # -- the training set is part of the run: a resume on other data is refused ----------------
+    def training_set_fingerprint(self) -> dict[str, str]:
+        """Digest of each part of the training set (``inputs``, ``targets``, ...), once set up.
+
+        A subclass returns one entry per part it can tell apart, computed from the tensors the
+        model trains on (or, where those are too large to hash, from what determines them);
+        ``{}`` before ``setup``. The checkpoint stores it, and a resume compares it.
+        """
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        fingerprint = self.training_set_fingerprint()
+        if not fingerprint:
+            return {}
+        options = {k: repr(v) for k, v in self.hparams.items()}
+        return {_STATE_KEY: {"datamodule": type(self).__name__, "fingerprint": fingerprint, "options": options}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._expected_training_set = state_dict.get(_STATE_KEY)
+        self.check_training_set()
+
+    def check_training_set(self, expected: Any = None) -> None:
+        """Raise ``ValueError`` if the training set differs from ``expected`` (a checkpoint's record).
+
+        Names the parts that differ and the data options whose values changed. Checked when the
+        checkpoint is loaded, or at ``setup`` when that comes later.
+        """
+        expected = expected if expected is not None else getattr(self, "_expected_training_set", None)
+        now = self.training_set_fingerprint()
+        if not expected or not now:
+            return
+        name = type(self).__name__
+        if expected["datamodule"] != name:
+            raise ValueError(f"the checkpoint was trained on {expected['datamodule']}, not {name}: resume with the "
+                             "checkpoint's data config, or start a new run without --ckpt_path")
+        parts = [k for k in sorted(set(now) | set(expected["fingerprint"])) if now.get(k) != expected["fingerprint"].get(k)]
+        if not parts:
+            return
+        ours = {k: repr(v) for k, v in self.hparams.items()}
+        changed = [f"{k}: {expected['options'].get(k, '(unset)')} -> {v}" for k, v in ours.items()
+                   if expected["options"].get(k) != v]
+        raise ValueError(
+            f"{name}: the training {' and '.join(parts)} differ from those the checkpoint was trained on"
+            + (f" (data options changed: {'; '.join(changed)})" if changed else " (same options: the data on disk changed)")
+            + "; resume with the checkpoint's data options, or start a new run without --ckpt_path")
 
 
 class RepeatedBatch:

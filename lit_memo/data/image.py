@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from lit_memo.data.base import MemoDataModule
+from lit_memo.data.base import MemoDataModule, tensor_digest
 from lit_memo.data.folder import default_cache_dir
 from lit_memo.data.transforms import (
     FeatureMap,
@@ -234,7 +234,6 @@ class ImageDataModule(MemoDataModule):
         self.train_indices = self.true_targets = self.train_targets = None
         self.mean = self.std = None
         self.pca: Optional[PCAProjection] = None
-        self._expected_digest: Optional[str] = None
 
     # -- validation ------------------------------------------------------------------------
     def _fail(self, field: str, message: str) -> ValueError:
@@ -351,7 +350,7 @@ class ImageDataModule(MemoDataModule):
             self._build_tensor_splits(parts)
         else:
             self._build_indexed_splits(parts)
-        self._check_digest()
+        self.check_training_set()  # a checkpoint loaded before setup is checked here
 
     def _train_labels(self, true: torch.Tensor) -> torch.Tensor:
         hp = self.hparams
@@ -470,26 +469,24 @@ class ImageDataModule(MemoDataModule):
     def has_test(self) -> bool:
         return self._has_split(self.split_names[1])
 
-    # -- the training set is part of the run: checked on resume ---------------------------
-    def training_set_digest(self) -> str:
-        """Digest of the training subset and its labels (what a resumed run must train on again)."""
-        h = hashlib.sha256()
-        h.update(self.train_indices.numpy().tobytes())
-        h.update(self.train_targets.cpu().numpy().tobytes())
-        return h.hexdigest()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"training_set_digest": self.training_set_digest()} if self.splits else {}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._expected_digest = state_dict.get("training_set_digest")
-        if self.splits:
-            self._check_digest()
-
-    def _check_digest(self) -> None:
-        if self._expected_digest is not None and self._expected_digest != self.training_set_digest():
-            raise RuntimeError(
-                f"{self.dataset_name}: the training subset or its labels differ from those the checkpoint was "
-                "trained on; resume with the same data options (seed, subset_size, val_size, random_labels, "
-                "label_noise) as the original run"
-            )
+    # -- the training set is part of the run: checked on resume (MemoDataModule) -------------
+    def training_set_fingerprint(self) -> dict[str, str]:
+        """The subset (indices), its training labels, and the inputs: the options and fitted
+        statistics that make them plus the prepared inputs of the first samples (tensor pipeline),
+        so another seed, subset, label option, normalisation, unit norm, noise, PCA or changed
+        files on disk are told apart without hashing the whole dataset."""
+        if "train" not in self.splits:
+            return {}
+        hp, ds = self.hparams, self.splits["train"]
+        options = {k: hp[k] for k in ("flatten", "normalize", "mean", "std", "unit_norm", "noise_std", "pca_dim")}
+        fitted = [t for t in (self.mean, self.std) if t is not None]
+        if self.pca is not None:
+            fitted += [self.pca.mean, self.pca.components]
+        if isinstance(ds, TensorSplit):  # stored as computed on the CPU: the same bits on any device
+            k = min(64, len(ds))
+            fitted += [ds.images[:k]] + ([] if ds.noise is None else [ds.noise[:k]])
+        inputs = hashlib.sha256(f"{self.dataset_name} {options} augment={self.augment}".encode())
+        inputs.update(tensor_digest(*fitted).encode())
+        targets = self.train_targets.float() if hp.targets == "float" else self.train_targets
+        return {"subset": tensor_digest(self.train_indices), "targets": tensor_digest(targets),
+                "inputs": inputs.hexdigest()[:16]}

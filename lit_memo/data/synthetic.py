@@ -7,7 +7,8 @@ from typing import Optional
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from lit_memo.data.base import MemoDataModule, RepeatedBatch
+from lit_memo.data.base import MemoDataModule, RepeatedBatch, tensor_digest
+from lit_memo.data.transforms import make_generator
 from lit_memo.models.shallow import OneHiddenLayerNet
 
 LABELS = ("gaussian", "sign", "teacher")
@@ -55,16 +56,28 @@ class SyntheticDataModule(MemoDataModule):
         self.splits: dict[str, TensorDataset] = {}
 
     def make_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """All ``n + n_val + n_test`` samples, drawn from ``seed`` alone."""
+        """All ``n + n_val + n_test`` samples (training first), drawn from ``seed`` alone.
+
+        The training samples come from their own stream, so adding or resizing a held-out split
+        never changes the training set (a resume with another ``n_test`` is not another data set).
+        """
         hp = self.hparams
-        total = hp.n + hp.n_val + hp.n_test
+        held = hp.n_val + hp.n_test
         gen = torch.Generator().manual_seed(hp.seed)
-        x = torch.randn(total, hp.d, generator=gen)
-        x = x / x.norm(dim=1, keepdim=True)
+        gen_held = make_generator(hp.seed, "held_out")
+
+        def inputs(count: int, g: torch.Generator) -> torch.Tensor:
+            x = torch.randn(count, hp.d, generator=g) if hp.inputs == "sphere" else torch.rand(count, hp.d, generator=g) * 2 - 1
+            return x / x.norm(dim=1, keepdim=True)
+
+        x = torch.cat([inputs(hp.n, gen), inputs(held, gen_held)])
         if hp.labels == "gaussian":
-            y = torch.randn(total, generator=gen)
+            y = torch.cat([torch.randn(hp.n, generator=gen), torch.randn(held, generator=gen_held)])
+        elif hp.labels == "uniform":
+            y = torch.cat([torch.rand(k, generator=g) * 2 - 1 for k, g in ((hp.n, gen), (held, gen_held))])
         elif hp.labels == "sign":
-            y = torch.randint(0, 2, (total,), generator=gen).float() * 2 - 1
+            y = torch.cat([torch.randint(0, 2, (k,), generator=g) for k, g in ((hp.n, gen), (held, gen_held))])
+            y = y.float() * 2 - 1
         else:
             teacher = OneHiddenLayerNet(hp.d, hp.teacher_width, 1, activation="tanh")
             with torch.no_grad():
@@ -80,6 +93,13 @@ class SyntheticDataModule(MemoDataModule):
         x, y = self.make_tensors()
         bounds = {"train": (0, hp.n), "val": (hp.n, hp.n + hp.n_val), "test": (hp.n + hp.n_val, len(x))}
         self.splits = {k: TensorDataset(x[a:b], y[a:b]) for k, (a, b) in bounds.items() if b > a}
+        self.check_training_set()  # a checkpoint loaded before setup is checked here
+
+    def training_set_fingerprint(self) -> dict[str, str]:
+        if "train" not in self.splits:
+            return {}
+        x, y = self.splits["train"].tensors
+        return {"inputs": tensor_digest(x), "targets": tensor_digest(y)}
 
     def train_dataloader(self):
         data = self.splits["train"]

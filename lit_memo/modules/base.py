@@ -143,9 +143,13 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
         out = self(x)
         loss = self.loss(out, y)
         on_step = split == "train"
-        if not on_step:  # file val/test rows under the GD step, as _multi_step does for train
+        if on_step:  # the loss of the whole (global) batch: logged, and its gradient is DDP's average
+            total, share = self._global_batch_loss(loss, len(y))
+            self._log_train_loss(total)
+            loss = loss if share is None else loss * share
+        else:  # file val/test rows under the GD step, as _multi_step does for train
             self.log("step", float(self.global_step), on_step=False, on_epoch=True)
-        self.log(f"{split}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=not on_step, sync_dist=not on_step)
+            self.log(f"{split}/loss", loss, prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
         if self.task == "classification":
             acc = getattr(self, f"{split}_acc")
             acc(out.detach(), y)
@@ -175,12 +179,13 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
             steps = min(steps, self.trainer.max_steps - self.global_step)
         if steps < 1:
             return None
+        share = self._global_batch_loss(None, len(y))[1]
         for _ in range(steps):
             optimizer.zero_grad()
             out = self(x)
             loss = self.loss(out, y)
             if self._per_step_hooks_observed:
-                self.manual_backward(loss)
+                self.manual_backward(loss if share is None else loss * share)
                 optimizer.step()
             else:  # the same computation and step count, without dispatching hooks nobody overrides
                 loss.backward()
@@ -188,7 +193,7 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
                 optimizer.optimizer.step()
                 optimizer._on_after_step()
         self.log("step", float(self.global_step), on_step=True, on_epoch=False, logger=True, prog_bar=False)
-        self.log("train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
+        self._log_train_loss(self._global_batch_loss(loss, len(y))[0])
         if self.task == "classification":
             self.train_acc(out.detach(), y)
             self.log("train/acc", self.train_acc, prog_bar=True, on_step=True, on_epoch=False)
@@ -197,6 +202,48 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
             for _ in range(steps):
                 scheduler.step()
         return loss
+
+    # -- the training loss of the whole batch, across DDP ranks -----------------------------
+    def _global_batch_loss(self, loss: Optional[torch.Tensor], n: int):
+        """(loss over all ranks' samples, weight for this rank's loss before backward).
+
+        DDP averages the ranks' gradients with equal weights, which is the gradient of the mean
+        loss over all samples only when every rank holds as many (a full batch of n = 500 on 3
+        ranks does not). Scaling rank r's mean loss by ``n_r * world / n`` makes the average
+        exact. One all-reduce of ``(n_r * loss_r, n_r)``; without DDP: ``(loss, None)``.
+        """
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if world == 1:
+            return (None if loss is None else loss.detach()), None
+        device = self.device if loss is None else loss.device
+        part = torch.zeros((), device=device) if loss is None else loss.detach() * n
+        sums = self.trainer.strategy.reduce(torch.stack([part, torch.tensor(float(n), device=device)]),
+                                            reduce_op="sum")
+        return sums[0] / sums[1], n * world / sums[1]
+
+    def _log_train_loss(self, loss: torch.Tensor) -> None:
+        """``train/loss`` and ``train/loss_best``, its running minimum (NaN-safe, kept on resume),
+        so a lucky endpoint of an oscillating run cannot pass for its result."""
+        best = getattr(self, "_loss_best", None)
+        self._loss_best = loss.clone() if best is None else torch.fmin(best.to(loss.device), loss)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        self.log("train/loss_best", self._loss_best, on_step=True, on_epoch=False)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if getattr(self, "_loss_best", None) is not None:
+            checkpoint["loss_best"] = self._loss_best.item()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if "loss_best" in checkpoint:
+            self._loss_best = torch.tensor(checkpoint["loss_best"])
+        # a checkpoint of another DataModule class has no entry Lightning would hand to ours: check here
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if hasattr(dm, "check_training_set") and type(dm).__qualname__ not in checkpoint:
+            for value in checkpoint.values():
+                if isinstance(value, dict) and "training_set" in value:
+                    dm.check_training_set(value["training_set"])
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()

@@ -26,7 +26,7 @@ class DumpData(pl.Callback):
         dm = trainer.datamodule
         sampler = trainer.train_dataloader.sampler
         torch.save({
-            "digest": dm.training_set_digest(),
+            "digest": dm.training_set_fingerprint(),
             "indices": dm.train_indices,
             "targets": dm.train_targets,
             "true": dm.true_targets,
