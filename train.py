@@ -218,11 +218,11 @@ def main(args: Optional[list[str]] = None):
     """What ``python train.py`` does: build, fit, test, summarize; bad input is one ``error:`` line."""
     try:
         cli = build_cli(args)
-    except ConfigError as err:
-        _exit(err, f"error: {err}")
     except Exception as err:  # noqa: BLE001 - anything raised while building is a bad input
         from jsonargparse import ArgumentError
 
+        if type(err).__name__ == "ConfigError":  # ours (train.py's or lit_memo.preflight's): already one line
+            _exit(err, "error: " + " ".join(str(err).split()))
         if isinstance(err, ArgumentError):
             _exit(err, f"error: {one_line(str(err))} ({HELP})")
         lines = [ln for ln in str(err).strip().splitlines() if ln.strip()] or [type(err).__name__]

@@ -174,7 +174,11 @@ class MemoCLI(LightningCLI):
             created = created.parent
         if run_dir.exists():
             created = None
-        run_dir.mkdir(parents=True, exist_ok=bool(job))
+        try:
+            run_dir.mkdir(parents=True, exist_ok=bool(job))
+        except OSError as err:
+            raise ConfigError(f"--output_dir {parent.parent}: cannot create the run folder {run_dir} "
+                              f"({err.strerror}); choose a writable --output_dir") from err
         os.environ[RUN_DIR_ENV] = str(run_dir)
         return run_dir, created
 

@@ -78,7 +78,7 @@ def check_data(datamodule: pl.LightningDataModule, trainer: pl.Trainer) -> None:
     except Exception as err:  # noqa: BLE001 - torchvision's download errors are RuntimeError, URLError, ...
         if hparams.get("download"):
             raise ConfigError(
-                f"data.init_args.download=true: downloading failed ({type(err).__name__}: {str(err).strip()[:200]}); "
+                f"data.init_args.download=true: downloading failed ({type(err).__name__}: {' '.join(str(err).split())[:200]}); "
                 "check the network, or fetch the files elsewhere and point data.init_args.data_dir at them") from err
         raise
 
