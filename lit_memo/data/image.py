@@ -29,6 +29,7 @@ from torchvision import transforms as T
 
 from lit_memo.data.base import MemoDataModule, tensor_digest
 from lit_memo.data.folder import default_cache_dir
+from lit_memo.data.sampling import eval_sampler
 from lit_memo.data.transforms import (
     FeatureMap,
     PCAProjection,
@@ -450,6 +451,7 @@ class ImageDataModule(MemoDataModule):
             ds,
             batch_size=self.hparams.batch_size or len(ds),
             shuffle=shuffle,
+            sampler=None if shuffle else eval_sampler(ds, self.trainer, name),  # under DDP: no padding
             num_workers=workers,
             collate_fn=pass_batch if in_memory else None,
             pin_memory=not on_device and self._device().type == "cuda",
@@ -457,7 +459,9 @@ class ImageDataModule(MemoDataModule):
         )
 
     def train_dataloader(self):
-        return self._loader("train", shuffle=True)
+        # a full batch needs no shuffling; under DDP each rank then gets an unpadded shard, and the
+        # module weights each rank's loss by its shard size: exact full-batch GD for any world size
+        return self._loader("train", shuffle=self.hparams.batch_size is not None)
 
     def val_dataloader(self):
         return self._loader("val", shuffle=False)

@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from lit_memo.data.base import MemoDataModule, RepeatedBatch, tensor_digest
+from lit_memo.data.sampling import eval_sampler
 from lit_memo.data.transforms import make_generator
 from lit_memo.models.shallow import OneHiddenLayerNet
 
@@ -115,7 +116,9 @@ class SyntheticDataModule(MemoDataModule):
         data = self.splits.get(split)
         if data is None:
             return []
-        return DataLoader(data, batch_size=len(data) if self.hparams.full_batch else self.hparams.batch_size)
+        # under DDP each rank evaluates its unpadded shard (eval_sampler), in one batch when full_batch
+        return DataLoader(data, batch_size=len(data) if self.hparams.full_batch else self.hparams.batch_size,
+                          sampler=eval_sampler(data, self.trainer, split))
 
     def val_dataloader(self):
         return self._eval_loader("val")

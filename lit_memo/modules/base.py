@@ -14,6 +14,7 @@ from pytorch_lightning.profilers import PassThroughProfiler
 from pytorch_lightning.strategies import SingleDeviceStrategy
 from pytorch_lightning.utilities.model_helpers import is_overridden
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from lit_memo.modules.mirrored import MirroredInitMixin
@@ -104,6 +105,10 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
         if task == "classification":
             for split in SPLITS:
                 setattr(self, f"{split}_acc", MulticlassAccuracy(num_classes=num_outputs, average="micro"))
+        # val/test loss: sample-weighted sums over all ranks (a mean of rank means is off on uneven shards);
+        # nan_strategy nan: a diverged model's NaN loss is reported, not dropped with a warning (and not
+        # "disable": torchmetrics 1.9 then ignores the weights)
+        self.val_loss_mean, self.test_loss_mean = (MeanMetric(nan_strategy=float("nan")) for _ in range(2))
 
     # -- what a family subclass provides ---------------------------------------------------
     net: nn.Module
@@ -149,7 +154,9 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
             loss = loss if share is None else loss * share
         else:  # file val/test rows under the GD step, as _multi_step does for train
             self.log("step", float(self.global_step), on_step=False, on_epoch=True)
-            self.log(f"{split}/loss", loss, prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
+            mean = getattr(self, f"{split}_loss_mean")
+            mean.update(loss.detach(), len(y))
+            self.log(f"{split}/loss", mean, prog_bar=True, on_step=False, on_epoch=True)
         if self.task == "classification":
             acc = getattr(self, f"{split}_acc")
             acc(out.detach(), y)
