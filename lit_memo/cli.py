@@ -30,12 +30,10 @@ from lit_memo.preflight import ConfigError
 from lit_memo.progress import GDStepProgressBar
 from lit_memo.run_summary import MetricsTracker
 
-# expected, not actionable: no val split (memorization runs often have none), a Lightning / torch
-# version notice about pytree internals, and, on resume, ModelCheckpoint noting that the new run
-# writes into its own new folder (by design: a resumed run never writes into the old one)
+# expected, not actionable: no val split (memorization runs often have none), and a Lightning /
+# torch version notice about pytree internals
 warnings.filterwarnings("ignore", message="Total length of .* across ranks is zero")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
 
 RUN_DIR_ENV = "LIT_MEMO_RUN_DIR"  # hands rank 0's run folder to the DDP processes it launches
 WANDB_MODES = ("auto", "online", "offline", "disabled")
@@ -86,6 +84,16 @@ def wandb_mode(requested: str) -> str:
     print("lit_memo: W&B runs offline (no credentials or no network); upload later with `wandb sync <run>/wandb`",
           file=sys.stderr)
     return "offline"
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint for a run folder of its own: a resumed run starts a new folder, so the old
+    folder's bookkeeping (best and last paths) does not carry over, and Lightning's warning that
+    it does not ("The dirpath has changed") would only repeat that on every resume."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict.get("dirpath") == self.dirpath:
+            super().load_state_dict(state_dict)
 
 
 def _help_epilog() -> str:
@@ -222,7 +230,7 @@ class MemoCLI(LightningCLI):
         callbacks = list(trainer_cfg.get("callbacks") or [])
         if not any(isinstance(cb, ModelCheckpoint) for cb in callbacks):
             # save_on_exception: a Ctrl-C leaves a last.ckpt at the step it stopped, to resume from
-            callbacks.append(ModelCheckpoint(dirpath=self.run_dir / "checkpoints", save_last=True,
+            callbacks.append(RunCheckpoint(dirpath=self.run_dir / "checkpoints", save_last=True,
                                              save_on_exception=True))
         if trainer_cfg.get("enable_progress_bar", True) is not False and not any(
                 isinstance(cb, ProgressBar) for cb in callbacks):
