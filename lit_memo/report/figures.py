@@ -22,7 +22,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from scipy import stats
 
-from .runs import Run
+from .runs import BOOKKEEPING, Run
 
 # Fig. 4 b puts regular training (r = inf) and the ball-constrained regular net in one panel
 PANEL_OF_REGIME = {"ours": "ours", "regular": "regular", "constrained_regular": "regular"}
@@ -55,7 +55,7 @@ def _fmt_r(r: float) -> str:
 
 
 def _varying(runs: Sequence[Run], skip: Iterable[str] = ()) -> list[str]:
-    keys = sorted({k for r in runs for k in r.params} - set(skip))
+    keys = sorted({k for r in runs for k in r.params} - set(skip) - set(BOOKKEEPING))
     # None / False / missing all mean "off": an option only some runs spelled out is no difference
     return [k for k in keys if len({repr(r.get(k) if r.get(k) not in (None, False, "") else None) for r in runs}) > 1]
 
@@ -143,11 +143,12 @@ def loss_curves(runs: Sequence[Run], metric: str = "train/loss", every: int = GE
         for run in group:
             by_panel[str(run.get("regime", ""))].append(run)
         panels = sorted(by_panel)
-        fig = Figure(figsize=(5.2 * len(panels), 4.2), layout="constrained")
+        tallest = max(len(m) for m in by_panel.values())  # room for the longest legend
+        fig = Figure(figsize=(5.2 * len(panels), max(4.2, 2.2 + 0.2 * tallest)), layout="constrained")
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         for ax, panel in zip(axes, panels):
             members = by_panel[panel]
-            keys = _varying(members, skip=("regime", "data_seed"))
+            keys = _varying(members, skip=("regime",))
             for run in sorted(members, key=lambda r: [repr(r.get(k)) for k in keys]):
                 s, v = ge_smooth(*run.curves[metric], every=every, window=window)
                 finite = np.isfinite(v) & (v > 0)

@@ -27,6 +27,9 @@ import yaml
 STEP = "step"  # the GD-step column of metrics.csv (lit_memo.modules.base logs it with every row)
 RUN_DIR_COLUMNS = ("run_dir", "dir", "path")
 FINAL = "final/"  # lit_memo.sweep's prefix for a metric's last value
+# a sweep table's bookkeeping columns: kept in params, never a difference worth a legend entry
+BOOKKEEPING = ("cell", "status", "mode", "run_dir", "error", "wall_s", "steps", "group_size", "train_s_shared",
+               "compile_s", "data_seed")
 
 
 @dataclass
@@ -126,10 +129,10 @@ def load_table(path: Path) -> list[Run]:
             run_dir = next((row[c] for c in RUN_DIR_COLUMNS if row.get(c)), None)
             if run_dir:
                 folder = Path(run_dir) if Path(run_dir).is_absolute() else path.parent / run_dir
-                if (folder / "metrics.csv").is_file():
-                    curves = read_metrics(folder / "metrics.csv")
-                    # the folder's last values fill what the table lacks (e.g. sigma_min)
-                    final = {**{k: float(v[-1]) for k, (_, v) in curves.items() if len(v)}, **final}
+                if (folder / "metrics.csv").is_file() and (folder / "config.yaml").is_file():
+                    # the folder fills what the table lacks (sigma_min, n, d, ...); the table's own cells win
+                    run = load_run_dir(folder)
+                    params, final, curves = {**run.params, **params}, {**run.final, **final}, run.curves
             runs.append(Run(f"{path}:{i + 2}", normalise(params), final, curves))
     return runs
 
