@@ -4,5 +4,7 @@ from .constraint_boundary import ConstraintBoundaryCallback
 from .hessian_eigen import HessianEigenCallback
 from .jacobian_rank import JacobianRankCallback
 from .ntk_drift import NTKDriftCallback
+from .step_checkpoint import StepCheckpoint
 
-__all__ = ["ConstraintBoundaryCallback", "HessianEigenCallback", "JacobianRankCallback", "NTKDriftCallback"]
+__all__ = ["ConstraintBoundaryCallback", "HessianEigenCallback", "JacobianRankCallback", "NTKDriftCallback",
+           "StepCheckpoint"]

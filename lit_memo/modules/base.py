@@ -171,6 +171,10 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
     def on_train_start(self) -> None:
         super().on_train_start()
         self._per_step_hooks_observed = per_step_hooks_observed(self.trainer, self)
+        if not self.automatic_optimization:  # batches of K steps: no step-based checkpoint may be skipped
+            from lit_memo.callbacks.step_checkpoint import check_step_checkpoints  # lazy: avoids an import cycle
+
+            check_step_checkpoints(self.trainer, self.steps_per_batch)
 
     def _multi_step(self, batch) -> Optional[torch.Tensor]:
         """``steps_per_batch`` optimizer steps on one batch (full-batch GD without per-step overhead).
