@@ -166,11 +166,12 @@ def given_links(args: list[str], configs: list[str]) -> dict[str, Any]:
 
 
 # -- building and running --------------------------------------------------------------------
-def build_cli(args: Optional[list[str]] = None):
+def build_cli(args: Optional[list[str]] = None, check_data: bool = True):
     """Parse ``args`` (default: ``sys.argv[1:]``) and instantiate model, data and trainer.
 
     Raises :class:`ConfigError` (or jsonargparse's ``ArgumentError``) for a bad input, before
-    the run folder exists.
+    the run folder exists. ``check_data``: locate and set up the training data now (what fit
+    would do first; cached); ``False`` only builds the objects, e.g. to inspect a config.
     """
     args, configs = resolve_config_args(sys.argv[1:] if args is None else list(args))
     name = run_name(args, configs)
@@ -186,7 +187,7 @@ def build_cli(args: Optional[list[str]] = None):
     # before config names were resolved); args is the whole truth here, so hide sys.argv
     with mock.patch.object(sys, "argv", sys.argv[:1]):
         return MemoCLI(args=args, run_name=name, given_links=links, config_checks=_config_checks,
-                       description=__doc__)
+                       description=__doc__, check_data=check_data)
 
 
 def _config_checks(config) -> None:
@@ -225,8 +226,11 @@ def main(args: Optional[list[str]] = None):
             _exit(err, "error: " + " ".join(str(err).split()))
         if isinstance(err, ArgumentError):
             _exit(err, f"error: {one_line(str(err))} ({HELP})")
-        lines = [ln for ln in str(err).strip().splitlines() if ln.strip()] or [type(err).__name__]
-        _exit(err, f"error: {lines[-1] if len(lines) > 3 else ' '.join(lines)}")
+        root = err  # a class's own ValueError, wrapped by jsonargparse: its message is the one to show
+        while root.__cause__ is not None:
+            root = root.__cause__
+        message = " ".join(str(root).split()) if root is not err else one_line(str(err))
+        _exit(err, f"error: {message or type(root).__name__}")
     return run(cli)
 
 

@@ -115,8 +115,10 @@ class MemoCLI(LightningCLI):
 
     def __init__(self, args: Optional[list[str]] = None, run_name: str = "default",
                  given_links: Optional[Mapping[str, Any]] = None,
-                 config_checks: Optional[Callable[[Any], None]] = None, description: str = "") -> None:
+                 config_checks: Optional[Callable[[Any], None]] = None, description: str = "",
+                 check_data: bool = True) -> None:
         self.run_name = run_name
+        self.check_data = check_data
         self.given_links = dict(given_links or {})
         self.config_checks = config_checks
         self.run_dir: Optional[Path] = None
@@ -199,7 +201,8 @@ class MemoCLI(LightningCLI):
         self.run_dir, created = self._make_run_dir(Path(cfg.output_dir) / self.run_name)
         try:
             trainer = self._build_trainer(**kwargs)
-            preflight.check_data(self.datamodule, trainer)
+            if self.check_data:
+                preflight.check_data(self.datamodule, trainer)
         except BaseException:
             if created is not None and not any(p.is_file() for p in created.rglob("*")):
                 shutil.rmtree(created, ignore_errors=True)  # nothing was written: leave no trace

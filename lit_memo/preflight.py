@@ -25,6 +25,10 @@ class ConfigError(ValueError):
     """A bad input, reported as one ``error: ...`` line before a run folder exists."""
 
 
+class DataNotFound(ConfigError):
+    """The dataset is not where the config says (tests that only build a config skip on it)."""
+
+
 def check_links(model: pl.LightningModule, datamodule: pl.LightningDataModule, given: Mapping[str, Any]) -> None:
     """Model options linked from the data (input_shape, num_outputs, task) must agree when given."""
     for key, value in given.items():
@@ -73,7 +77,9 @@ def check_data(datamodule: pl.LightningDataModule, trainer: pl.Trainer) -> None:
     try:
         datamodule.prepare_data()
         datamodule.setup("fit")
-    except (FileNotFoundError, ValueError) as err:
+    except FileNotFoundError as err:
+        raise DataNotFound(str(err)) from err
+    except ValueError as err:
         raise ConfigError(str(err)) from err
     except Exception as err:  # noqa: BLE001 - torchvision's download errors are RuntimeError, URLError, ...
         if hparams.get("download"):
