@@ -10,12 +10,12 @@ from typing import Any, Iterator, Mapping, Optional
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import WandbLogger
 
+from .namespaces import WANDB_LOGGERS, Callback
 from lit_memo.diagnostics import eval_mode
 
 
-class DiagnosticCallback(pl.Callback):
+class DiagnosticCallback(Callback):
     """Measure something at train start, every ``every_n_steps`` optimizer steps, and at train end.
 
     The measurement runs on global rank 0 only, on the unwrapped LightningModule, in eval mode,
@@ -100,8 +100,8 @@ def log_to_loggers(trainer: pl.Trainer, metrics: Mapping[str, Any], step: int) -
                if isinstance(v, (int, float, torch.Tensor))}
     media = {k: v for k, v in metrics.items() if k not in scalars}
     for logger in trainer.loggers:
-        logger.log_metrics({**scalars, **media} if isinstance(logger, WandbLogger) else scalars, step=step)
+        logger.log_metrics({**scalars, **media} if isinstance(logger, WANDB_LOGGERS) else scalars, step=step)
 
 
 def has_wandb(trainer: pl.Trainer) -> bool:
-    return any(isinstance(logger, WandbLogger) for logger in trainer.loggers)
+    return any(isinstance(logger, WANDB_LOGGERS) for logger in trainer.loggers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import sys
 from typing import Any, Iterator
 
 import pytorch_lightning as pl
@@ -37,6 +38,22 @@ class MemoDataModule(pl.LightningDataModule):
     def has_test(self) -> bool:
         """Whether ``train.py`` should evaluate a test split after fit."""
         return True
+
+    # Lightning attaches its trainer here first: a lightning.pytorch Trainer (the unified package)
+    # would otherwise fail later with an obscure "Expected a parent"; say what to do instead
+    @property
+    def trainer(self) -> Any:
+        return self.__dict__.get("_attached_trainer")
+
+    @trainer.setter
+    def trainer(self, trainer: Any) -> None:
+        unified = sys.modules.get("lightning.pytorch")
+        if unified is not None and isinstance(trainer, unified.Trainer):
+            raise TypeError(
+                f"{type(self).__name__} is a pytorch_lightning.LightningDataModule, which a lightning.pytorch Trainer "
+                "does not run (the two packages' classes differ): use pytorch_lightning.Trainer for lit_memo's "
+                "DataModules and modules (README: 'On the unified lightning package')")
+        self.__dict__["_attached_trainer"] = trainer
 
     def world(self) -> tuple[int, int]:
         """(rank, world size) of the trainer this DataModule is attached to."""
