@@ -4,7 +4,9 @@ from .constraint_boundary import ConstraintBoundaryCallback
 from .hessian_eigen import HessianEigenCallback
 from .jacobian_rank import JacobianRankCallback
 from .ntk_drift import NTKDriftCallback
+from .perturbed_gd import PerturbedGDCallback
 from .step_checkpoint import StepCheckpoint
+from .theory import TheoryCertificateCallback
 
-__all__ = ["ConstraintBoundaryCallback", "HessianEigenCallback", "JacobianRankCallback", "NTKDriftCallback",
-           "StepCheckpoint"]
+__all__ = ["ConstraintBoundaryCallback", "HessianEigenCallback", "JacobianRankCallback", "NTKDriftCallback", "PerturbedGDCallback",
+           "StepCheckpoint", "TheoryCertificateCallback"]

@@ -12,7 +12,8 @@ from lit_memo.data.sampling import eval_sampler
 from lit_memo.data.transforms import make_generator
 from lit_memo.models.shallow import OneHiddenLayerNet
 
-LABELS = ("gaussian", "sign", "teacher")
+LABELS = ("gaussian", "sign", "teacher", "uniform")
+INPUTS = ("sphere", "cube")
 
 
 class SyntheticDataModule(MemoDataModule):
@@ -21,7 +22,10 @@ class SyntheticDataModule(MemoDataModule):
     Args:
         n: training samples (the set to memorize).
         d: input dimension.
-        labels: ``gaussian`` (y ~ N(0, 1)), ``sign`` (y uniform in {-1, +1}) or ``teacher``
+        inputs: ``sphere`` (x ~ N(0, I_d), normalised: uniform on the sphere) or ``cube`` (x uniform
+            in [-1, 1]^d, then normalised: Ge et al. 2019 App. A.1).
+        labels: ``gaussian`` (y ~ N(0, 1)), ``sign`` (y uniform in {-1, +1}), ``uniform`` (y uniform
+            in [-1, 1], Ge et al. App. A.1) or ``teacher``
             (y = a random tanh network of ``teacher_width`` units, LeCun init, applied to x).
         n_val, n_test: held-out samples from the same distribution (0: no such split).
         full_batch: every step sees the whole training set (gradient descent, as in the paper);
@@ -37,6 +41,7 @@ class SyntheticDataModule(MemoDataModule):
         n: int = 1000,
         d: int = 5,
         labels: str = "gaussian",
+        inputs: str = "sphere",
         teacher_width: int = 10,
         n_val: int = 0,
         n_test: int = 0,
@@ -48,6 +53,8 @@ class SyntheticDataModule(MemoDataModule):
         super().__init__()
         if labels not in LABELS:
             raise ValueError(f"data.labels must be one of {LABELS}, got {labels!r}")
+        if inputs not in INPUTS:
+            raise ValueError(f"data.inputs must be one of {INPUTS}, got {inputs!r}")
         for name, value, low in (("n", n, 1), ("d", d, 1), ("teacher_width", teacher_width, 1), ("n_val", n_val, 0),
                                  ("n_test", n_test, 0), ("batch_size", batch_size, 1), ("batches_per_epoch", batches_per_epoch, 1)):
             if value < low:

@@ -269,6 +269,12 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
     def test_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "test")
 
+    def configure_callbacks(self):
+        # PerturbedGD's stopping rule ends the fit through this callback (a no-op with other optimizers)
+        from lit_memo.callbacks import PerturbedGDCallback  # lazy: lit_memo.callbacks imports lit_memo.modules' deps
+
+        return [PerturbedGDCallback()]
+
     def configure_optimizers(self):
         hidden, outer = self.hidden_parameters(), self.outer_parameters()
         named = {id(p) for p in hidden + outer}

@@ -1,0 +1,46 @@
+"""Ends a Lightning fit when PerturbedGD (Jin et al. 2017; Ge et al. 2019 App. B) stops, and logs it."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+from pytorch_lightning.utilities import rank_zero_info
+
+from lit_memo.optim.perturbed_gd import PerturbedGD
+
+
+def perturbed_gd_optimizers(trainer: pl.Trainer) -> list[PerturbedGD]:
+    return [opt for opt in trainer.optimizers if isinstance(opt, PerturbedGD)]
+
+
+class PerturbedGDCallback(pl.Callback):
+    """Logs ``pgd/perturbations`` after every batch and, once the optimizer's stopping rule has
+    fired, ``pgd/stopped`` = 1 and ``pgd/stop_step``, prints why it stopped and sets
+    ``trainer.should_stop``: the fit ends with the module at the remembered point (the
+    algorithm's output). Does nothing when no optimizer is a :class:`PerturbedGD`.
+
+    lit_memo's modules attach it themselves (``configure_callbacks``); in another Lightning
+    project pass it to the Trainer. PerturbedGD is full-batch gradient descent on one process:
+    under several processes each would decide on its own loss, so that is refused.
+    """
+
+    def __init__(self) -> None:
+        self.reported = False
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if perturbed_gd_optimizers(trainer) and trainer.world_size > 1:
+            raise RuntimeError("PerturbedGD runs on one process (its stopping rule reads the local loss); "
+                               "set trainer.devices: 1 and num_nodes: 1")
+        self.reported = False
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        for i, opt in enumerate(perturbed_gd_optimizers(trainer)):
+            prefix = "pgd" if i == 0 else f"pgd_{i}"
+            pl_module.log(f"{prefix}/perturbations", float(opt.perturbations), on_step=True, on_epoch=False)
+            if opt.stopped:
+                pl_module.log(f"{prefix}/stopped", 1.0, on_step=True, on_epoch=False)
+                pl_module.log(f"{prefix}/stop_step", float(opt.t), on_step=True, on_epoch=False)
+                if not self.reported:
+                    rank_zero_info(f"PerturbedGD stopped at step {opt.t}: {opt.stop_reason}")
+                    self.reported = True
+                trainer.should_stop = True
