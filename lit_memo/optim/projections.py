@@ -155,7 +155,7 @@ def _outer_level(a: torch.Tensor, zeta: float, gamma: float) -> torch.Tensor:
     cand = torch.where(denom > 0, stationary, lo).clamp(min=lo, max=hi)
     n_low, s_low, q_low, n_high, s_high, q_high = cost(cand)
     total = (n_low * cand**2 - 2 * cand * s_low + q_low) + (q_high - 2 * gg * cand * s_high + gg * gg * cand**2 * n_high)
-    return cand[torch.argmin(total)]
+    return cand.gather(0, torch.argmin(total).view(1)).squeeze(0)  # cand[tensor] would read the index
 
 
 def project_outer_(v: torch.Tensor, zeta: float, gamma: float, *, sync_free: Optional[bool] = None) -> torch.Tensor:

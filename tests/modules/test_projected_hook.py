@@ -113,3 +113,37 @@ def test_regular_has_no_constraint_and_constrained_regular_only_the_ball():
     assert module.constraint_groups() == {}
     module, _ = make(regime="constrained_regular")
     assert list(module.constraint_groups()) == ["hidden"]
+
+
+def test_projection_hook_reads_nothing_back_to_the_host(monkeypatch):
+    """Issue 9: with the sync-free projection, optimizer steps (hook included) never copy a value to
+    the host, and the result and the counts equal the host-checked projection's."""
+    from sync_check import OpRecorder
+    from reuse_thirdparty import ThirdPartyClassifier, loader, make_net
+
+    reads = []
+    for name in ("item", "__bool__", "__float__", "__int__", "cpu", "tolist", "numpy"):
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _o=original, _n=name, **k: (reads.append(_n), _o(self, *a, **k))[1])
+    runs = {}
+    for sync_free in (True, False):
+        torch.manual_seed(0)
+        module = ThirdPartyClassifier(make_net(), radius=0.02, zeta=0.3, gamma=1.5)
+        module.projection_sync_free = sync_free
+        module.capture_anchors_()
+        optimizer = torch.optim.SGD(module.parameters(), lr=0.5, momentum=0.9)
+        module._register_projection_hooks([optimizer])
+        batches = list(loader())  # a DataLoader draws its seed with .item(): not the projection's
+        reads.clear()
+        with OpRecorder() as rec:
+            for x, y in batches:
+                optimizer.zero_grad()
+                module.criterion(module(x), y).backward()
+                optimizer.step()
+        runs[sync_free] = module, rec.syncs() + reads
+    (fast, fast_syncs), (exact, exact_syncs) = runs[True], runs[False]
+    assert fast_syncs == [] and exact_syncs  # the check does see the host-checked path's reads
+    assert fast.projection_stats == exact.projection_stats
+    assert fast.projection_stats["hidden"] == (6, 6) and fast.projection_stats["outer"][1] > 0
+    for a, b in zip(fast.parameters(), exact.parameters()):
+        assert torch.equal(a, b)
