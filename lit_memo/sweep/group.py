@@ -25,8 +25,6 @@ STATE = "group_state.pt"
 
 def batch_blocker(cli) -> Optional[str]:
     """None when this built config can train in a batched group, else the reason it cannot."""
-    from pytorch_lightning.loggers import CSVLogger
-
     from lit_memo.data.synthetic import SyntheticDataModule
     from lit_memo.modules.shallow import ShallowNetModule
 
@@ -50,12 +48,19 @@ def batch_blocker(cli) -> Optional[str]:
     trainer = cli.trainer
     if trainer.max_steps is None or trainer.max_steps < 1 or trainer.world_size != 1 or trainer.accumulate_grad_batches != 1:
         return "batched training needs trainer.max_steps >= 1 on one device, no gradient accumulation"
+    from lit_memo.callbacks import JacobianRankCallback
+
+    import lit_memo.callbacks as diagnostics
+
+    others = [type(cb).__name__ for cb in trainer.callbacks if type(cb).__module__.startswith(diagnostics.__name__)
+              and not isinstance(cb, JacobianRankCallback)]
+    if others:
+        return (f"batched groups compute only the final Jacobian spectrum, not {others}: drop those callbacks "
+                "from the sweep's trainer.callbacks, or set batching: off")
     if str(trainer.precision) not in ("32-true", "32"):
         return "batched training runs in float32 only"
     if not isinstance(cfg.seed_everything, int) or isinstance(cfg.seed_everything, bool):
         return "batched training needs a fixed integer seed_everything"
-    if any(not isinstance(lg, CSVLogger) for lg in trainer.loggers):
-        return "batched members log to CSV only (set --wandb_mode=disabled)"
     return None
 
 
@@ -127,23 +132,52 @@ def run_group(cells: list[str], args_list: list[list[str]], group_dir: str, comp
     train_seconds = time.perf_counter() - t0
     rows = []
     for cli, member in zip(clis, members):
-        rows.append(_finish(cli, member, group_path / member.key, trainer, train_seconds, time.perf_counter() - start))
+        diagnostics = final_jacobian(cli, member, x)
+        rows.append(_finish(cli, member, group_path / member.key, trainer, train_seconds, time.perf_counter() - start,
+                            diagnostics))
     return rows
 
 
-def _finish(cli, member: Member, cell_dir: Path, trainer: BatchedShallowTrainer, train_s: float, wall_s: float) -> dict:
+def final_jacobian(cli, member: Member, x: torch.Tensor) -> dict[str, float]:
+    """What the config's JacobianRankCallback logs at the end of fit, for this member's final weights
+    (Zhang et al. Fig. 4 c-d: sigma_min of J at the end)."""
+    from lit_memo.callbacks import JacobianRankCallback
+    from lit_memo.callbacks.probes import select_params
+    from lit_memo.diagnostics import default_rtol, jacobian_spectrum, resolve_params, spectrum_summary
+
+    found = [cb for cb in cli.trainer.callbacks if isinstance(cb, JacobianRankCallback)]
+    if not found or member.w is None or not bool(torch.isfinite(member.w).all() and torch.isfinite(member.v).all()):
+        return {}
+    cb, model = found[0], cli.model
+    with torch.no_grad():
+        model.net.hidden.weight.copy_(member.w)
+        model.net.output.weight.copy_(member.v)
+    probes = x[: cb.num_probes]
+    params = list(resolve_params(model, select_params(model, cb.params, default_groups=True)).values())
+    sv = jacobian_spectrum(model, probes, params, max_bytes=cb.max_bytes)
+    rtol = cb.rank_rtol
+    if rtol is None:
+        rtol = default_rtol(len(probes) * model.num_outputs, sum(p.numel() for p in params), params[0].dtype)
+    return {f"jacobian/{k}": float(v) for k, v in spectrum_summary(sv, rtol, cb.rank_atol).items()}
+
+
+def _finish(cli, member: Member, cell_dir: Path, trainer: BatchedShallowTrainer, train_s: float, wall_s: float,
+            diagnostics: dict[str, float]) -> dict:
     """Write the member's run folder the way train.py would (config.yaml, metrics.csv) and its row."""
     run_dir = Path(cli.run_dir)
     cli.parser.save(cli.config, str(run_dir / "config.yaml"), skip_none=False, overwrite=True, multifile=False)
     for logger in cli.trainer.loggers:
         for step, loss in member.log:
             logger.log_metrics({"train/loss": loss}, step=step)
-        logger.save()
+        if diagnostics:
+            logger.log_metrics(diagnostics, step=member.steps)
+        logger.finalize("success")  # writes the CSV, closes a W&B run
     final = member.log[-1][1] if member.log else math.nan
     finite = [v for _, v in member.log if math.isfinite(v)]
     row = {"cell": member.key, "mode": "batched", "group_size": len(trainer.members), "status": member.status if member.status != "running" else "done",
            "final/train/loss": final, "best/train/loss": min(finite) if finite else math.nan, "steps": member.steps,
            "wall_s": round(wall_s, 3), "train_s_shared": round(train_s, 3), "run_dir": str(run_dir)}
+    row.update({f"final/{k}": v for k, v in diagnostics.items()})
     if trainer.compile_seconds:
         row["compile_s"] = round(trainer.compile_seconds, 3)
     cell_dir.mkdir(parents=True, exist_ok=True)

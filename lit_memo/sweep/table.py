@@ -29,7 +29,7 @@ class ResultsTable:
         if self.path.is_file():
             with open(self.path, newline="") as f:
                 for row in csv.DictReader(f):
-                    self.rows[row["cell"]] = {k: v for k, v in row.items() if v != ""}
+                    self.rows[row["cell"]] = {k: (v if k == "cell" else to_number(v)) for k, v in row.items() if v != ""}
 
     def finished(self, cell: str) -> bool:
         return self.rows.get(cell, {}).get("status") in STATUSES

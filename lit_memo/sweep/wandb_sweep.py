@@ -29,7 +29,9 @@ def wandb_sweeps(spec: SweepSpec) -> dict[str, dict[str, Any]]:
     command = ["${env}", "python", "${program}"]
     for config in spec.config:
         command += ["--config", config]
-    command += as_flags(spec.flags) + ["${args}"]
+    # an agent's runs must reach W&B (they report to the sweep), whatever the local runs use
+    flags = {k: v for k, v in spec.flags.items() if k != "wandb_mode"}
+    command += as_flags(flags) + ["--wandb_mode=online", "${args}"]
     out = {}
     for i, block in enumerate(spec.blocks):
         name = spec.name if len(spec.blocks) == 1 else f"{spec.name}_{i}"

@@ -103,8 +103,9 @@ def run_cell(cell: str, args: list[str], cell_dir: str) -> dict[str, Any]:
     except BaseException as err:  # noqa: BLE001 - a cell's failure is its row, never the sweep's
         if isinstance(err, KeyboardInterrupt):
             raise
-        message = _first_error(str(err)) or type(err).__name__
-        row.update(status="failed", error=f"{type(err).__name__}: {message}"[:2000])
+        cause = err.__cause__ if isinstance(err, SystemExit) and err.__cause__ is not None else err
+        message = _first_error(str(cause)) or type(cause).__name__
+        row.update(status="failed", error=f"{type(cause).__name__}: {message}"[:2000])
         (cell_path / "error.txt").write_text(traceback.format_exc())
     folders = run_folders(cell_path)
     row["run_dir"] = str(folders[-1]) if folders else str(cell_path)
