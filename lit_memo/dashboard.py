@@ -23,7 +23,7 @@ STEP_KEY = "trainer/global_step"
 # keys depend on the run (constraint group names, the theory conditions)
 SECTIONS: dict[str, list[tuple[str, list[str] | str, bool]]] = {
     "training": [
-        ("training loss", ["train/loss"], True),
+        ("training loss (and best so far)", ["train/loss", "train/loss_best"], True),
         ("training accuracy", ["train/acc"], False),
         ("validation loss", ["val/loss"], True),
         ("validation accuracy", ["val/acc"], False),
