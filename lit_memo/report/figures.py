@@ -28,15 +28,20 @@ from .runs import BOOKKEEPING, Run
 PANEL_OF_REGIME = {"ours": "ours", "regular": "regular", "constrained_regular": "regular"}
 PANEL_TITLES = {"ours": "ours (mirrored init + pairwise outer layer + PGD)",
                 "regular": "regular (r = inf) and constrained regular (finite r)"}
-WIDTH_KEYS = ("layer4_width", "width2", "width")  # the narrowed layer's width, most specific first
+# the narrowed layer's width: ResNet-18's layer4, the MLP's last hidden layer (Zhang et al. Fig. 7's
+# "width of the 2nd hidden layer"), the one-hidden-layer net's width
+WIDTH_KEYS = ("layer4_width", "hidden_widths", "width")
 SETTING_KEYS = ("data", "n", "d")  # runs differing in these are drawn in separate figures
 GE_EVERY, GE_WINDOW = 5, 10  # Ge et al.: a point every 5 iterations; window: our choice (lost in extraction)
 
 
 def width_of(run: Run) -> Optional[float]:
     for key in WIDTH_KEYS:
-        if isinstance(run.get(key), (int, float)) and not isinstance(run.get(key), bool):
-            return run.get(key)
+        value = run.get(key)
+        if isinstance(value, (tuple, list)) and value:
+            value = value[-1]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
     return None
 
 

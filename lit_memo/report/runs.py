@@ -16,6 +16,7 @@ Parameters use the config's short names (``width``, ``radius``, ``regime``, ``n`
 from __future__ import annotations
 
 import csv
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +82,9 @@ def flatten_config(cfg: dict) -> dict[str, Any]:
         if "class_path" in block:
             params[section] = str(block["class_path"]).rsplit(".", 1)[-1]
         for key, value in (block.get("init_args") or {}).items():
-            if isinstance(value, (str, int, float, bool)) or value is None:
+            if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
+                value = tuple(value)  # e.g. the MLP's hidden_widths
+            if isinstance(value, (str, int, float, bool, tuple)) or value is None:
                 params["data_seed" if (section, key) == ("data", "seed") else key] = value
     return normalise(params)
 
@@ -102,7 +105,11 @@ def load_run_dir(run_dir: Path) -> Run:
         cfg = yaml.safe_load(f) or {}
     curves = read_metrics(run_dir / "metrics.csv")
     final = {key: float(values[-1]) for key, (_, values) in curves.items() if len(values)}
-    return Run(str(run_dir), flatten_config(cfg), final, curves)
+    params = flatten_config(cfg)
+    summary = run_dir / "summary.json"  # train.py's closing summary: the run's wall time
+    if summary.is_file():
+        params["wall_s"] = json.loads(summary.read_text()).get("wall_seconds")
+    return Run(str(run_dir), params, final, curves)
 
 
 def find_run_dirs(root: Path) -> list[Path]:

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The CPU-sized experiments of REPRODUCTION.md, one train.py run at a time (nice 10, one thread).
+#   bash reproduction/experiments.sh NAME...     (names below; wall time of each run -> runs/repro/times.csv)
+# Figures: python -m lit_memo.report runs/repro/NAME --out reproduction/NAME
+set -u
+export WANDB_MODE=disabled OMP_NUM_THREADS=1 LIT_MEMO_DATA=${LIT_MEMO_DATA:-../shared/data}
+OUT=runs/repro
+mkdir -p "$OUT"
+[ -f "$OUT/times.csv" ] || echo "experiment,run,seconds,status" > "$OUT/times.csv"
+train() {  # experiment run-name train.py-args...
+  local exp=$1 name=$2; shift 2
+  if grep -q "^$exp,$name,.*,0$" "$OUT/times.csv"; then return; fi  # done before: resumable
+  local t0=$(date +%s.%N)
+  nice -n 10 timeout 1500 python train.py "$@" --wandb_mode=disabled --trainer.enable_progress_bar=false \
+    --output_dir "$OUT/$exp/$name" > "$OUT/$exp.$name.log" 2>&1
+  local status=$?
+  echo "$exp,$name,$(echo "$(date +%s.%N) - $t0" | bc),$status" >> "$OUT/times.csv"
+}
+for exp in "$@"; do
+  case $exp in
+    digits)  # Zhang et al. regime on real images (scikit-learn digits, n = 1500, d = 64): ours vs regular
+      for regime in ours regular; do
+        train digits "$regime" --config digits_narrow.yaml --model.init_args.regime=$regime
+      done ;;
+    ge_synth)  # Ge et al. Fig. 2/5: quadratic two-layer net, perturbed GD
+      train ge_synth pgd --config ge_synthetic_quadratic.yaml ;;
+    ge_mnist)  # Ge et al. Figs. 6/7 at CPU size: 2,000 MNIST images, with and without the 0.01 noise
+      for noise in 0.01 0.0; do
+        train ge_mnist "noise$noise" --config mnist_regression.yaml --data.init_args.subset_size=2000 \
+          --data.init_args.noise_std=$noise --trainer.max_epochs=30
+      done ;;
+    ge_random)  # Ge et al. Fig. 9 at CPU size: random digits as labels, with and without noise
+      for noise in 0.01 0.0; do
+        train ge_random "noise$noise" --config mnist_random_labels.yaml --data.init_args.subset_size=2000 \
+          --data.init_args.noise_std=$noise --trainer.max_epochs=30
+      done ;;
+    table3)  # Zhang et al. Table 3 at CPU size: random-label CIFAR-10, 1,000 images, widths < n
+      for act in relu tanh; do for width in 128 256 512; do
+        train table3 "${act}_$width" --config cifar10_random_labels.yaml --data.init_args.subset_size=1000 \
+          --model.init_args.activation=$act --model.init_args.width=$width --trainer.max_epochs=100 \
+          --data.init_args.pipeline=tensor --model.init_args.lr_scheduler.init_args.milestones='[50,75]'
+      done; done ;;
+    mnist_mlp)  # Zhang et al. Fig. 7 at CPU size: 5,000 MNIST images, 5 epochs, width-2 in {32, 118, 512}
+      for width in 32 118 512; do for regime in ours regular; do
+        train mnist_mlp "${regime}_$width" --config mnist_mlp_${regime/ours/narrow}.yaml \
+          --data.init_args.subset_size=5000 --trainer.max_epochs=5 --model.init_args.hidden_widths="[1024,$width]" \
+          --model.init_args.lr_scheduler.init_args.T_max=5
+      done; done ;;
+    *) echo "unknown experiment $exp" >&2; exit 2 ;;
+  esac
+done
