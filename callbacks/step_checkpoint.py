@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Optional
 
 import pytorch_lightning as pl
@@ -39,7 +40,11 @@ class StepCheckpoint(ModelCheckpoint):
         # batch, so that its own monitor, top-k, last and time-interval logic does the rest
         self._every_n_train_steps = 1 if passed else 0
         try:
-            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+            with warnings.catch_warnings():
+                # Lightning's hint to save the weights from before the step: a GD run's checkpoint is
+                # meant to hold the state after it, as at every batch end
+                warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+                super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         finally:
             self._every_n_train_steps = every
 
