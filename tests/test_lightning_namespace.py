@@ -116,3 +116,19 @@ def test_lit_memo_modules_and_datamodules_are_refused_by_a_lightning_trainer(tmp
     with pytest.raises(TypeError, match="SyntheticDataModule is a pytorch_lightning.LightningDataModule.*use "
                                         "pytorch_lightning.Trainer"):
         trainer.fit(ns["model"], datamodule=SyntheticDataModule(n=8, d=64))
+
+
+def test_projection_runs_under_a_lightning_trainer_when_the_user_s_on_fit_start_skips_super(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    ns = _readme_namespace()
+
+    class OwnHooks(ns["LitClassifier"]):
+        def on_fit_start(self):  # a third-party hook that does not call super()
+            self.started = True
+
+    model = OwnHooks(nn.Sequential(nn.Linear(64, 32), nn.ReLU(), PairwiseLinear(32, 10)), lr=5.0)  # leaves the ball
+    L.Trainer(max_steps=8, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False).fit(model, _loader())
+    assert model.started and model.projection_stats["hidden"] == (8, 8)  # projected, and binding, at every step
+    assert float(ball_distance(model.constraint_groups()["hidden"].params, model.anchors_for("hidden"))) <= 1.0 + 1e-6
