@@ -2,6 +2,8 @@
 # Z-synth (Zhang et al. 2021, Fig. 4) at CPU size: width x radius grid, ours vs regular vs
 # constrained-regular, at two (n, d). One train.py run per cell; wall time of each in times.csv.
 #   bash reproduction/zsynth_grid.sh [STEPS] [OUT]     (defaults: 5000 GD steps, runs/repro/zsynth)
+#   WIDTHS="20 30" NDS="500 20" REGIMES="ours_inf ours_10 regular" bash reproduction/zsynth_grid.sh
+#     (the extra narrow widths of REPRODUCTION.md: only the named cells)
 # Then: python -m lit_memo.report runs/repro/zsynth --out reproduction/zsynth
 set -u
 STEPS=${1:-5000}
@@ -14,7 +16,7 @@ run() {  # n d regime width radius
   [ "$regime" = regular ] && cfg=synthetic_regular.yaml
   [ "$regime" = constrained_regular ] && cfg=synthetic_constrained_regular.yaml
   local tag="n${n}_d${d}/${regime}_w${width}_r${radius}"
-  if grep -q "^$n,$d,$regime,$width,$radius," "$OUT/times.csv"; then return; fi  # resumable
+  if grep -q "^$n,$d,$regime,$width,$radius,.*,0$" "$OUT/times.csv"; then return; fi  # resumable: redo failures
   local extra=()
   [ "$regime" != regular ] && extra=(--model.init_args.radius="$radius")
   local t0=$(date +%s.%N)
@@ -25,6 +27,15 @@ run() {  # n d regime width radius
   local status=$?
   echo "$n,$d,$regime,$width,$radius,$(echo "$(date +%s.%N) - $t0" | bc),$status" >> "$OUT/times.csv"
 }
+if [ -n "${WIDTHS:-}" ]; then  # only the named cells
+  for width in $WIDTHS; do for cell in $REGIMES; do
+    case $cell in
+      regular) run $NDS regular "$width" inf ;;
+      *) regime=${cell%_*}; radius=${cell##*_}; run $NDS "$regime" "$width" "$radius" ;;
+    esac
+  done; done
+  exit 0
+fi
 for nd in "500 20" "200 10"; do
   for width in 10 50 150; do
     run $nd ours "$width" 10
