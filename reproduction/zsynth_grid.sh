@@ -17,8 +17,10 @@ run() {  # n d regime width radius
   [ "$regime" = constrained_regular ] && cfg=synthetic_constrained_regular.yaml
   local tag="n${n}_d${d}/${regime}_w${width}_r${radius}"
   if grep -q "^$n,$d,$regime,$width,$radius,.*,0$" "$OUT/times.csv"; then return; fi  # resumable: redo failures
-  local extra=()
-  [ "$regime" != regular ] && extra=(--model.init_args.radius="$radius")
+  # learning rates pinned to the synthetic configs' values of commit 537de51 (B2's stated grid):
+  # lr_hidden 0.05 where a ball can bind (0.1 spiked), 0.1 for regular; lr_outer 0.1
+  local extra=(--model.init_args.lr_hidden=0.1 --model.init_args.lr_outer=0.1)
+  [ "$regime" != regular ] && extra=(--model.init_args.radius="$radius" --model.init_args.lr_hidden=0.05 --model.init_args.lr_outer=0.1)
   local t0=$(date +%s.%N)
   nice -n 10 timeout 1200 python train.py --config "$cfg" --config reproduction/configs/grid_diagnostics.yaml \
     --trainer.max_steps="$STEPS" --trainer.enable_progress_bar=false --run_test=false --wandb_mode=disabled \
