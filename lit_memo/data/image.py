@@ -29,7 +29,7 @@ from torchvision import transforms as T
 
 from lit_memo.data.base import MemoDataModule, tensor_digest
 from lit_memo.data.folder import default_cache_dir
-from lit_memo.data.sampling import eval_sampler
+from lit_memo.data.sampling import check_eval_splits, eval_sampler
 from lit_memo.data.transforms import (
     FeatureMap,
     PCAProjection,
@@ -352,6 +352,7 @@ class ImageDataModule(MemoDataModule):
         else:
             self._build_indexed_splits(parts)
         self.check_training_set()  # a checkpoint loaded before setup is checked here
+        check_eval_splits(self.splits, self.trainer)  # too few samples for the ranks: refused now, not after fit
 
     def _train_labels(self, true: torch.Tensor) -> torch.Tensor:
         hp = self.hparams

@@ -26,3 +26,10 @@ def eval_sampler(dataset: Any, trainer: Any, split: str) -> Optional[Sampler]:
         raise ValueError(f"the {split} split has {len(dataset)} sample(s) but the run has {world} processes: "
                          f"each needs at least one; evaluate on fewer devices or a larger {split} split")
     return UnrepeatedDistributedSampler(dataset, shuffle=False, **kwargs)
+
+
+def check_eval_splits(splits: dict, trainer: Any) -> None:
+    """At ``setup``, before any training: every rank must be able to take a share of val and test."""
+    for name in ("val", "test"):
+        if name in splits:
+            eval_sampler(splits[name], trainer, name)

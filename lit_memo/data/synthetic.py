@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from lit_memo.data.base import MemoDataModule, RepeatedBatch, tensor_digest
-from lit_memo.data.sampling import eval_sampler
+from lit_memo.data.sampling import check_eval_splits, eval_sampler
 from lit_memo.data.transforms import make_generator
 from lit_memo.models.shallow import OneHiddenLayerNet
 
@@ -102,6 +102,7 @@ class SyntheticDataModule(MemoDataModule):
         bounds = {"train": (0, hp.n), "val": (hp.n, hp.n + hp.n_val), "test": (hp.n + hp.n_val, len(x))}
         self.splits = {k: TensorDataset(x[a:b], y[a:b]) for k, (a, b) in bounds.items() if b > a}
         self.check_training_set()  # a checkpoint loaded before setup is checked here
+        check_eval_splits(self.splits, self.trainer)  # too few samples for the ranks: refused now, not after fit
 
     def training_set_fingerprint(self) -> dict[str, str]:
         if "train" not in self.splits:

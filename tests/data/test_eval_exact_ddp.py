@@ -72,3 +72,12 @@ def test_the_loss_is_the_mean_over_samples_not_over_batches(make_trainer):
     with torch.no_grad():
         expected = F.mse_loss(model(x).reshape(y.shape), y)
     assert result["test/loss"] == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_the_refusal_comes_at_setup_before_any_training():
+    from lit_memo.data import SyntheticDataModule
+
+    data = SyntheticDataModule(n=8, d=3, n_val=1)
+    data.trainer = SimpleNamespace(distributed_sampler_kwargs={"num_replicas": 2, "rank": 0}, global_rank=0, world_size=2)
+    with pytest.raises(ValueError, match="the val split has 1 sample"):
+        data.setup("fit")
