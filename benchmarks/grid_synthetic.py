@@ -50,8 +50,8 @@ def summarize(cli, run_dir: Path) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="synthetic_narrow.yaml")
-    p.add_argument("--lr_hidden", type=float, nargs="+", default=[0.1])
-    p.add_argument("--lr_outer", type=float, nargs="+", default=[0.1])
+    p.add_argument("--lr_hidden", type=float, nargs="+", default=[None], help="default: the config's")
+    p.add_argument("--lr_outer", type=float, nargs="+", default=[None], help="default: the config's")
     p.add_argument("--radius", type=str, nargs="+", default=[None], help="r values (inf allowed); default: the config's")
     p.add_argument("--zeta", type=str, nargs="+", default=[None])
     p.add_argument("--gamma", type=str, nargs="+", default=[None])
