@@ -190,6 +190,60 @@ def build_cli(args: Optional[list[str]] = None, check_data: bool = True):
                        description=__doc__, check_data=check_data)
 
 
+def cached_help(args: list[str]) -> Optional[Path]:
+    """Where the text of a plain ``train.py --help`` is cached (None for any other command).
+
+    The help lists the signatures of every class, so producing it imports torch and Lightning
+    (seconds); the text only changes with the code and the installed versions, which key the file.
+    """
+    if args not in (["--help"], ["-h"]):
+        return None
+    import hashlib
+    import importlib.metadata as metadata
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.find_spec("lit_memo")  # locates the package without importing it
+    roots = [Path(__file__).resolve().parent / "callbacks"]
+    if spec is not None and spec.origin:
+        roots.append(Path(spec.origin).parent)
+    h = hashlib.sha256(f"{sys.version}|{shutil.get_terminal_size()}|{os.environ.get('COLUMNS')}".encode())
+    for package in ("torch", "pytorch_lightning", "jsonargparse"):
+        h.update(f"{package}={metadata.version(package)}".encode())
+    for path in sorted([Path(__file__).resolve()] + [p for root in roots for p in root.rglob("*.py")]):
+        stat = path.stat()
+        h.update(f"{path}|{stat.st_mtime_ns}|{stat.st_size}".encode())
+    cache = Path(os.environ.get("LIT_MEMO_CACHE", Path.home() / ".cache" / "lit_memo"))
+    return cache / f"help-{h.hexdigest()[:20]}.txt"
+
+
+def _print_help(args: list[str]) -> bool:
+    """Print the cached ``--help`` text if there is one, else produce it, cache it and print it."""
+    import contextlib
+    import io
+
+    path = cached_help(args)
+    if path is None:
+        return False
+    if path.is_file():
+        sys.stdout.write(path.read_text())
+        return True
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        try:
+            build_cli(args)
+        except SystemExit as done:
+            if done.code not in (0, None):
+                raise
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(buffer.getvalue())
+    except OSError:
+        pass  # an unwritable cache only costs the next --help its seconds
+    sys.stdout.write(buffer.getvalue())
+    return True
+
+
 def _config_checks(config) -> None:
     """quick_checks on the parsed config (values may come from any config file)."""
     check_wandb(config.wandb_mode)
@@ -217,6 +271,9 @@ def one_line(message: str) -> str:
 
 def main(args: Optional[list[str]] = None):
     """What ``python train.py`` does: build, fit, test, summarize; bad input is one ``error:`` line."""
+    args = sys.argv[1:] if args is None else list(args)
+    if _print_help(args):
+        raise SystemExit(0)
     try:
         cli = build_cli(args)
     except Exception as err:  # noqa: BLE001 - anything raised while building is a bad input

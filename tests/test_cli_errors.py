@@ -170,3 +170,19 @@ def test_errors_are_quick_without_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, "--config", "no_such_config"], capture_output=True, text=True,
                          cwd=train.CONFIG_DIR.parent, timeout=60).stdout.splitlines()
     assert out[0].startswith("error: --config no_such_config: no such file") and out[1] == "False"
+
+
+def test_help_is_cached_and_then_needs_no_torch(tmp_path):
+    """``train.py --help`` imports Lightning once; later calls print the cached text."""
+    import subprocess
+    import sys
+
+    code = ("import sys, io, contextlib, train\nout = io.StringIO()\nwith contextlib.redirect_stdout(out):\n"
+            "    try:\n        train.main(['--help'])\n    except SystemExit:\n        pass\n"
+            "print(repr(out.getvalue()))\nprint('torch' in sys.modules)\n")
+    env = {**os.environ, "LIT_MEMO_CACHE": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                           cwd=train.CONFIG_DIR.parent, timeout=300).stdout.splitlines() for _ in range(2)]
+    assert runs[0][1] == "True" and runs[1][1] == "False"  # the second never imported torch
+    assert runs[0][0] == runs[1][0] and "--model.help" in runs[1][0]
+    assert len(list(tmp_path.glob("help-*.txt"))) == 1
