@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Union
 
 import torch
 
 from lit_memo.optim.constraints import Constraint
+from lit_memo.optim.projections import Moved
 
 _CKPT_KEY = "constraint_anchors"
 
@@ -116,11 +117,12 @@ class ProjectedOptimizerMixin:
                 owner[id(p)] = group_name
 
     # -- projection ------------------------------------------------------------------------
-    def project_constraints_(self) -> dict[str, torch.Tensor]:
-        """Project every group in place; returns, per group, whether it moved (a 0-dim bool tensor)."""
+    def project_constraints_(self) -> dict[str, Moved]:
+        """Project every group in place; returns, per group, whether it moved (a bool, or a 0-dim
+        bool tensor on the device when sync-free)."""
         return self._project_groups_(self._groups())
 
-    def _project_groups_(self, names: Iterable[str]) -> dict[str, torch.Tensor]:
+    def _project_groups_(self, names: Iterable[str]) -> dict[str, Moved]:
         groups = self._groups()
         steps, active = self._projection_counts()
         moved = {}
@@ -130,13 +132,13 @@ class ProjectedOptimizerMixin:
                 anchors = self.anchors_for(name) if group.needs_anchor else ()
                 moved[name] = hit = group.project_(anchors, sync_free=self.projection_sync_free)
                 steps[name] = steps.get(name, 0) + 1
-                active[name] = hit.long() if name not in active else active[name] + hit  # stays on the device
+                active[name] = active.get(name, 0) + hit  # a device tensor when hit is one: no read
         return moved
 
-    def _projection_counts(self) -> tuple[dict[str, int], dict[str, torch.Tensor]]:
+    def _projection_counts(self) -> tuple[dict[str, int], dict[str, Union[int, torch.Tensor]]]:
         if not hasattr(self, "_projection_steps"):
             self._projection_steps: dict[str, int] = {}
-            self._projection_active: dict[str, torch.Tensor] = {}
+            self._projection_active: dict[str, Union[int, torch.Tensor]] = {}
         return self._projection_steps, self._projection_active
 
     @property

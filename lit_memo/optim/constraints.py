@@ -15,7 +15,7 @@ from typing import Iterable, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from lit_memo.optim.projections import check_outer_set, check_radius, project_ball_, project_outer_
+from lit_memo.optim.projections import Moved, check_outer_set, check_radius, project_ball_, project_outer_
 
 ParamsLike = Union[torch.Tensor, nn.Module, Iterable[torch.Tensor]]
 
@@ -61,7 +61,7 @@ class BallConstraint:
     def active(self) -> bool:
         return not math.isinf(self.radius)
 
-    def project_(self, anchors: Sequence[torch.Tensor], sync_free: Optional[bool] = None) -> torch.Tensor:
+    def project_(self, anchors: Sequence[torch.Tensor], sync_free: Optional[bool] = None) -> Moved:
         return project_ball_(self.params, anchors, self.radius, sync_free=sync_free)
 
 
@@ -93,7 +93,7 @@ class OuterConstraint:
     def active(self) -> bool:
         return True
 
-    def project_(self, anchors: Sequence[torch.Tensor] = (), sync_free: Optional[bool] = None) -> torch.Tensor:
+    def project_(self, anchors: Sequence[torch.Tensor] = (), sync_free: Optional[bool] = None) -> Moved:
         return project_outer_(self.param.data, self.zeta, self.gamma, sync_free=sync_free)
 
 

@@ -3,13 +3,13 @@
 * Frobenius ball ``{W : ||W - W0||_F <= r}`` around the initial hidden weights.
 * Outer-weight set ``V = {v : |v_i| >= zeta, max_i |v_i| <= gamma * min_i |v_i|}``.
 
-The pure functions return new tensors. The ``*_`` versions write in place and return a 0-dim
-bool tensor on the weights' device, "the projection moved the weights" (the boundary callback
-logs how often). With ``sync_free=True`` they never read a value back to the host: the
-inside-test and the scaling stay on the device, so a GPU's queue is never drained after an
-optimizer step. On the CPU a host read costs nothing, so by default (``sync_free=None``) they
-read the inside-test there and skip the work when nothing moves; both paths give bitwise the
-same result.
+The pure functions return new tensors. The ``*_`` versions write in place and return whether
+they moved the weights (the boundary callback logs how often). With ``sync_free=True`` they never
+read a value back to the host: the inside-test and the scaling stay on the device, so a GPU's
+queue is never drained after an optimizer step, and "moved" is a 0-dim bool tensor on the device.
+On the CPU a host read costs nothing, so by default (``sync_free=None``) they read the
+inside-test there, skip the work when nothing moves and return a bool; both paths give bitwise
+the same weights.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 TensorOrList = Union[torch.Tensor, Sequence[torch.Tensor]]
+Moved = Union[bool, torch.Tensor]  # a bool when read on the host, a 0-dim bool tensor when sync-free
 
 # A point within this relative distance of a boundary counts as inside: rounding of a projected
 # point to the weights' dtype must not make the next step's check project it (and move it) again.
@@ -73,23 +74,29 @@ def _scale_down_to(s: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return out
 
 
-def project_ball_(x: TensorOrList, center: TensorOrList, radius: float, *, sync_free: Optional[bool] = None) -> torch.Tensor:
+def project_ball_(x: TensorOrList, center: TensorOrList, radius: float, *, sync_free: Optional[bool] = None) -> Moved:
     """Project ``x`` in place onto ``{y : ||y - center|| <= radius}``; returns whether it moved.
 
     ``y = lerp(c, x, s) = c + s (x - c)`` with ``s = r / ||x - c||`` outside the ball and exactly
-    1 inside, decided on the device. ``lerp`` at weight 1 returns x bitwise, and it is accurate for
-    any s (no cancellation when x is far outside); s is rounded down to the weights' dtype, so the
-    result lies in the ball up to the rounding of each stored entry.
+    1 inside. ``lerp`` at weight 1 returns x bitwise, and it is accurate for any s (no
+    cancellation when x is far outside); s is rounded down to the weights' dtype, so the result
+    lies in the ball up to the rounding of each stored entry.
     """
     check_radius(radius)
     xs, cs = _as_list(x), _as_list(center)
+    sync_free = _sync_free(sync_free, xs[0])
     if math.isinf(radius):
-        return torch.zeros((), dtype=torch.bool, device=xs[0].device)
+        return torch.zeros((), dtype=torch.bool, device=xs[0].device) if sync_free else False
     _, dist = _differences(xs, cs)
-    moved = dist > radius * (1 + RTOL)
-    if not _sync_free(sync_free, xs[0]) and not moved:
-        return moved
-    scale = _scale_down_to(torch.where(moved, radius / dist, 1.0), xs[0].dtype)
+    if sync_free:  # decided on the device: s is 1 inside, so the update below keeps x bitwise
+        moved = dist > radius * (1 + RTOL)
+        scale = torch.where(moved, radius / dist, 1.0)
+    else:
+        d = dist.item()
+        if d <= radius * (1 + RTOL):
+            return False
+        moved, scale = True, torch.full((), radius / d, dtype=torch.float64, device=dist.device)
+    scale = _scale_down_to(scale, xs[0].dtype)
     with torch.no_grad():
         for a, c in zip(xs, cs):  # per tensor: _foreach_lerp would read a tensor weight back to the host
             torch.lerp(c, a, scale, out=a)
@@ -103,8 +110,10 @@ def project_ball(x: TensorOrList, center: TensorOrList, radius: float) -> Tensor
     return out[0] if isinstance(x, torch.Tensor) else out
 
 
-def _outer_inside(v: torch.Tensor, zeta: float, gamma: float, rtol: float) -> torch.Tensor:
+def _outer_inside(v: torch.Tensor, zeta: float, gamma: float, rtol: float, sync_free: bool) -> Moved:
+    """Whether v lies in V; a device tensor when sync-free, else a bool (the same float64 arithmetic)."""
     lo, hi = torch.aminmax(v.detach().abs())
+    lo, hi = (lo.double(), hi.double()) if sync_free else (lo.item(), hi.item())
     inside = lo >= zeta * (1 - rtol)
     if not math.isinf(gamma):
         inside = inside & (hi <= gamma * lo * (1 + rtol))
@@ -112,7 +121,7 @@ def _outer_inside(v: torch.Tensor, zeta: float, gamma: float, rtol: float) -> to
 
 
 def in_outer_set(v: torch.Tensor, zeta: float, gamma: float, rtol: float = RTOL) -> bool:
-    return bool(_outer_inside(v, zeta, gamma, rtol))
+    return bool(_outer_inside(v, zeta, gamma, rtol, sync_free=False))
 
 
 def _outer_level(a: torch.Tensor, zeta: float, gamma: float) -> torch.Tensor:
@@ -158,19 +167,20 @@ def _outer_level(a: torch.Tensor, zeta: float, gamma: float) -> torch.Tensor:
     return cand.gather(0, torch.argmin(total).view(1)).squeeze(0)  # cand[tensor] would read the index
 
 
-def project_outer_(v: torch.Tensor, zeta: float, gamma: float, *, sync_free: Optional[bool] = None) -> torch.Tensor:
+def project_outer_(v: torch.Tensor, zeta: float, gamma: float, *, sync_free: Optional[bool] = None) -> Moved:
     """Project ``v`` in place onto V (signs kept; a zero entry takes the + sign); returns whether it moved.
 
-    Sync-free, the exact projection is computed at every call (a sort of v's n entries) and
-    selected on the device where v is outside V; otherwise only when the inside-test fails.
+    Sync-free, the exact projection is computed at every call (a sort of v's n entries and about
+    70 small tensor ops) and selected on the device where v is outside V; otherwise only when the
+    inside-test, read back to the host, fails.
     """
     check_outer_set(zeta, gamma)
-    if v.numel() == 0:
-        return torch.zeros((), dtype=torch.bool, device=v.device)
-    moved = ~_outer_inside(v, zeta, gamma, RTOL)
     sync_free = _sync_free(sync_free, v)
+    if v.numel() == 0:
+        return torch.zeros((), dtype=torch.bool, device=v.device) if sync_free else False
+    moved = ~_outer_inside(v, zeta, gamma, RTOL, sync_free) if sync_free else not _outer_inside(v, zeta, gamma, RTOL, False)
     if not sync_free and not moved:
-        return moved
+        return False
     with torch.no_grad():
         a = v.abs()
         level = _outer_level(a, zeta, gamma)
