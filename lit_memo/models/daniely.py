@@ -45,10 +45,11 @@ class ZeroOutputNet(nn.Module):
             self.hidden.weight[q:].copy_(self.hidden.weight[:q])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        phi, q = self.act(self.hidden(x.flatten(1))), self.width // 2
-        # twins first, then the sum: at init every pair cancels exactly, so h is exactly 0 (a plain
-        # matmul would sum +B and -B terms in another order and leave rounding residue)
-        return (phi[:, :q] * self.u[:q] + phi[:, q:] * self.u[q:]).sum(1, keepdim=True)
+        x, q, w = x.flatten(1), self.width // 2, self.hidden.weight
+        # each half through its own matmul of the same shape (one matmul over all rows may round
+        # twin rows differently), twins added before the sum: at init every pair cancels exactly
+        phi1, phi2 = self.act(x @ w[:q].t()), self.act(x @ w[q:].t())
+        return (phi1 * self.u[:q] + phi2 * self.u[q:]).sum(1, keepdim=True)
 
     def extra_repr(self) -> str:
         q = self.width // 2
