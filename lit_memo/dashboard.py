@@ -3,10 +3,10 @@
     python -m lit_memo.dashboard --entity E --project P [--name "lit_memo"]
 
 Three sections, every panel against the GD step: training (``train/*``, ``val/*``,
-``test/*``), certificates (``jacobian/*``: sigma_min(J) of Zhang et al. Fig. 4 c-d and the PL
-view; ``hessian/*``: second-order stationarity in Ge et al.; ``ntk/*``: lazy training;
-``theory/*``: the papers' width conditions) and constraints (``constraint/*``: ball ratio,
-distance, active fraction, V's bounds). ``build_workspace`` needs no network; only
+``test/*``, perturbed GD's ``pgd/*``), certificates (``jacobian/*``: sigma_min(J) of Zhang
+et al. Fig. 4 c-d and the PL view; ``hessian/*``: second-order stationarity in Ge et al.;
+``ntk/*``: lazy training; ``theory/*``: the papers' width conditions) and constraints
+(``constraint/*``: ball ratio, distance, active fraction, V's bounds). ``build_workspace`` needs no network; only
 ``save`` talks to W&B.
 """
 
@@ -24,6 +24,8 @@ STEP_KEY = "trainer/global_step"
 SECTIONS: dict[str, list[tuple[str, list[str] | str, bool]]] = {
     "training": [
         ("training loss (and best so far)", ["train/loss", "train/loss_best"], True),
+        ("training MSE, data term alone (Ge et al.'s quadratic nets)", ["train/mse"], True),
+        ("perturbed GD: perturbations, stop (Ge et al. / Jin et al.)", r"^pgd(_\d+)?/", False),
         ("training accuracy", ["train/acc"], False),
         ("validation loss", ["val/loss"], True),
         ("validation accuracy", ["val/acc"], False),

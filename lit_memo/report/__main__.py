@@ -2,7 +2,8 @@
 
 Writes into DIR, for each setting (data set, n, d) found:
 ``loss_heatmap_<setting>.png`` and ``sigma_min_heatmap_<setting>.png`` (Zhang et al. Fig. 4),
-``loss_curves_<setting>.png`` (Ge et al. smoothing), ``accuracy_vs_width_<data>.png``
+``loss_curves_<setting>.png`` (Ge et al. smoothing; ``mse_curves_`` for runs that log the
+data term ``train/mse`` apart from a regularizer), ``accuracy_vs_width_<data>.png``
 (Zhang et al. Figs. 5, 7-9), ``table3.md`` for random-label runs (Zhang et al. Table 3), and
 ``runs.csv``: every run's parameters and final metrics, itself a table this command reads.
 """
@@ -41,6 +42,7 @@ def report(inputs: list[str], out: str, every: int = GE_EVERY, window: int = GE_
         "sigma_min_heatmap": grid_heatmaps(runs, "jacobian/sigma_min", "sigma_min(J) at the end",
                                            "Smallest singular value of the Jacobian at the end (Zhang et al. Fig. 4 c-d)"),
         "loss_curves": loss_curves(runs, every=every, window=window),
+        "mse_curves": loss_curves(runs, "train/mse", every=every, window=window),  # Ge et al.: the data term
         "accuracy_vs_width": accuracy_vs_width(runs, acc_metric),
     }
     for kind, by_setting in figures.items():

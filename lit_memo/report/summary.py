@@ -20,7 +20,7 @@ SUMMARY_NAME = "summary.png"
 
 # (title, predicate on a metric key, log y-scale)
 PANELS = (
-    ("loss", lambda k: k.endswith("/loss") and k.split("/")[0] in ("train", "val", "test"), True),
+    ("loss", lambda k: k.endswith(("/loss", "/mse")) and k.split("/")[0] in ("train", "val", "test"), True),
     ("accuracy", lambda k: k.endswith("/acc"), False),
     ("Jacobian singular values", lambda k: k in ("jacobian/sigma_min", "jacobian/sigma_max"), True),
     ("constraint ratio ||W - W0||_F / r", lambda k: k.startswith("constraint/") and k.endswith("/ratio"), False),

@@ -1,8 +1,8 @@
 """The W&B workspace builds offline, and its panels show exactly the keys the package logs.
 
-The logged keys are collected, not typed: two short train.py runs (regression with val/test
-splits, classification with a val split) with every diagnostic callback the package ships,
-read back from metrics.csv.
+The logged keys are collected, not typed: three short train.py runs (regression with val/test
+splits and classification with a val split, both with every diagnostic callback the package
+ships; Ge et al.'s quadratic net under perturbed GD), read back from metrics.csv.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 import train
 from lit_memo.dashboard import SECTIONS, STEP_KEY, build_workspace, panels
 
-SECTION_PREFIXES = {"training": ("train/", "val/", "test/"), "certificates": ("jacobian/", "hessian/", "ntk/", "theory/"),
+SECTION_PREFIXES = {"training": ("train/", "val/", "test/", "pgd/"), "certificates": ("jacobian/", "hessian/", "ntk/", "theory/"),
                     "constraints": ("constraint/",)}
 
 
@@ -56,6 +56,10 @@ def keys(tmp_path_factory):
                 "--model.init_args.width=10"])
     train.main(["--config", "digits_narrow.yaml", *common, "--data.init_args.subset_size=60",
                 "--data.init_args.val_size=20", "--data.init_args.test_size=20", "--trainer.max_epochs=4"])
+    # Ge et al.'s quadratic net under perturbed GD: train/mse and pgd/* (its own callbacks come with it)
+    train.main(["--config", "ge_synthetic_quadratic.yaml", "--wandb_mode=disabled", f"--output_dir={root}",
+                "--trainer.enable_progress_bar=false", "--trainer.max_steps=20", "--trainer.log_every_n_steps=1",
+                "--data.init_args.n=10", "--data.init_args.d=4", "--model.init_args.width=8"])
     return logged_keys(root)
 
 
