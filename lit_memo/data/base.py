@@ -81,6 +81,13 @@ class MemoDataModule(pl.LightningDataModule):
         self._expected_training_set = state_dict.get(_STATE_KEY)
         self.check_training_set()
 
+    def check_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Check a loaded checkpoint's training-set record (under any DataModule's key) against this
+        set-up DataModule, e.g. before a run folder exists; raises ``ValueError`` like a resume would."""
+        for value in checkpoint.values():
+            if isinstance(value, dict) and _STATE_KEY in value:
+                self.check_training_set(value[_STATE_KEY])
+
     def check_training_set(self, expected: Any = None) -> None:
         """Raise ``ValueError`` if the training set differs from ``expected`` (a checkpoint's record).
 
@@ -88,8 +95,10 @@ class MemoDataModule(pl.LightningDataModule):
         checkpoint is loaded, or at ``setup`` when that comes later.
         """
         expected = expected if expected is not None else getattr(self, "_expected_training_set", None)
+        if not expected:  # no checkpoint: nothing to compute
+            return
         now = self.training_set_fingerprint()
-        if not expected or not now:
+        if not now:
             return
         name = type(self).__name__
         if expected["datamodule"] != name:

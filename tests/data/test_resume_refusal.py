@@ -106,3 +106,15 @@ def test_train_resume_with_another_data_seed_is_refused(tmp_path):
         train.main([*common, "--trainer.max_steps=100", "--data.init_args.seed=1", f"--ckpt_path={ckpt}"])
     resumed = train.main([*common, "--trainer.max_steps=100", f"--ckpt_path={ckpt}"])
     assert resumed.trainer.global_step == 100
+
+
+def test_check_checkpoint_reads_the_record_under_any_key():
+    """What a pre-flight check calls with a loaded checkpoint, before any run folder exists."""
+    checkpoint = {"SyntheticDataModule": record(SyntheticDataModule(**SYNTH)), "state_dict": {}}
+    same = SyntheticDataModule(**SYNTH)
+    same.setup("fit")
+    same.check_checkpoint(checkpoint)
+    digits = DigitsDataModule(**DIGITS)
+    digits.setup("fit")
+    with pytest.raises(ValueError, match="trained on SyntheticDataModule, not DigitsDataModule"):
+        digits.check_checkpoint(checkpoint)
