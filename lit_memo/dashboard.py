@@ -6,8 +6,8 @@ Three sections, every panel against the GD step: training (``train/*``, ``val/*`
 ``test/*``, perturbed GD's ``pgd/*``), certificates (``jacobian/*``: sigma_min(J) of Zhang
 et al. Fig. 4 c-d and the PL view; ``hessian/*``: second-order stationarity in Ge et al.;
 ``ntk/*``: lazy training; ``theory/*``: the papers' width conditions) and constraints
-(``constraint/*``: ball ratio, distance, active fraction, V's bounds). ``build_workspace`` needs no network; only
-``save`` talks to W&B.
+(``constraint/*``: ball ratio, distance, active fraction, V's bounds). ``build_workspace`` needs no
+network; only ``save`` talks to W&B.
 """
 
 from __future__ import annotations
