@@ -51,7 +51,7 @@ def test_dropout_feeding_a_mirrored_layer_is_harmless():
 
 def test_torchvision_mobilenet_head_dropout_is_refused():
     """The issue's measurement: MobileNetV2's classifier is Dropout(0.2) then Linear."""
-    net = torchvision.models.mobilenet_v2(num_classes=10)
+    net = torchvision.models.mobilenet_v2(num_classes=10, width_mult=0.25)  # small: channels still multiples of 8
     net.classifier[1] = PairwiseLinear(net.last_channel, 10)
     with pytest.raises(ValueError, match=r"layer 'net\.classifier\.0' \(Dropout\)"):
         Wrap(net)
