@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Optional, Sequence
 
 import pytorch_lightning as pl
@@ -63,6 +64,8 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
         optimizer: a callable taking parameter groups (default SGD lr 0.01 momentum 0.9, our choice).
         lr_hidden, lr_outer: learning rates of the two groups (None: the optimizer's lr).
         lr_scheduler: a callable taking the optimizer; stepped every ``lr_scheduler_interval``.
+        compile: ``torch.compile`` the training forward + loss (so the backward is fused too);
+            the first step's compile time is logged apart as ``compile/seconds``.
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
         lr_scheduler: Optional[LRSchedulerCallable] = None,
         lr_scheduler_interval: str = "epoch",
         steps_per_batch: int = 1,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if task not in TASKS:
@@ -96,6 +100,7 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
             raise ValueError(f"steps_per_batch must be >= 1, got {steps_per_batch}")
         # several GD steps per batch: the loop runs here (manual optimization), not in Lightning
         self.steps_per_batch = steps_per_batch
+        self.compile_loss, self.compile_seconds = compile, None  # (nn.Module.compile is a method)
         self.automatic_optimization = steps_per_batch == 1
         self._per_step_hooks_observed = True  # decided at train start
         self.input_shape, self.num_outputs, self.task = tuple(input_shape), num_outputs, task
@@ -143,11 +148,28 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
             return F.cross_entropy(out, y)
         return F.mse_loss(out.reshape(y.shape), y)
 
+    def _forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self(x)
+        return out, self.loss(out, y)
+
+    def _train_forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward + loss of a training step, compiled once when ``compile`` is on."""
+        if not self.compile_loss:
+            return self._forward_loss(x, y)
+        if self.compile_seconds is None:
+            self._compiled_forward_loss = torch.compile(self._forward_loss)
+            start = time.perf_counter()  # the first call compiles (forward and, lazily, backward)
+            result = self._compiled_forward_loss(x, y)
+            self.compile_seconds = time.perf_counter() - start
+            for logger in self.loggers:  # once, straight to the loggers (self.log would repeat it per batch)
+                logger.log_metrics({"compile/seconds": self.compile_seconds}, step=self.global_step)
+            return result
+        return self._compiled_forward_loss(x, y)
+
     def _step(self, batch, split: str) -> torch.Tensor:
         x, y = batch
-        out = self(x)
-        loss = self.loss(out, y)
         on_step = split == "train"
+        out, loss = self._train_forward_loss(x, y) if on_step else self._forward_loss(x, y)
         if on_step:  # the loss of the whole (global) batch: logged, and its gradient is DDP's average
             total, share = self._global_batch_loss(loss, len(y))
             self._log_train_loss(total)
@@ -193,8 +215,7 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
         share = self._global_batch_loss(None, len(y))[1]
         for _ in range(steps):
             optimizer.zero_grad()
-            out = self(x)
-            loss = self.loss(out, y)
+            out, loss = self._train_forward_loss(x, y)
             if self._per_step_hooks_observed:
                 self.manual_backward(loss if share is None else loss * share)
                 optimizer.step()

@@ -61,12 +61,28 @@ def loss_and_grads(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, v: torch.T
     return loss, grad_w, grad_v
 
 
-def sgd_step(w, v, buf_w, buf_v, grad_w, grad_v, lr_w, lr_v, momentum: float) -> None:
-    """torch.optim.SGD's update (dampening 0, no Nesterov, no weight decay), per-member lrs (G,)."""
-    buf_w.mul_(momentum).add_(grad_w)
-    buf_v.mul_(momentum).add_(grad_v)
-    w.sub_(lr_w[:, None, None] * buf_w)
-    v.sub_(lr_v[:, None, None] * buf_v)
+def train_step(x, y, w, v, buf_w, buf_v, lr_w, lr_v, anchor, radius, momentum: float, activation: str, pairwise: bool,
+               ball: bool, zeta: float, gamma: float):
+    """One GD step of every member: gradients, torch.optim.SGD's momentum update (dampening 0,
+    no Nesterov, no weight decay) with per-member lrs (G,), then each member's ball projection
+    (branch-free, so the whole step is one function for ``torch.compile`` to fuse).
+    Returns the loss before the step, the new (w, v, buf_w, buf_v) and which members' v left V
+    (the exact projection onto V, a sort, runs outside for those only)."""
+    loss, grad_w, grad_v = loss_and_grads(x, y, w, v, activation, pairwise)
+    buf_w = buf_w * momentum + grad_w
+    buf_v = buf_v * momentum + grad_v
+    w = w - lr_w[:, None, None] * buf_w
+    v = v - lr_v[:, None, None] * buf_v
+    if ball:
+        delta = w - anchor
+        dist = torch.linalg.vector_norm(delta.flatten(1), dim=1)
+        moved = dist > radius * (1 + RTOL)
+        scale = torch.where(moved, radius / dist, torch.ones_like(dist))
+        w = torch.where(moved[:, None, None], anchor + delta * scale[:, None, None], w)
+    a = v.abs().flatten(1)
+    lo, hi = a.amin(dim=1), a.amax(dim=1)
+    outside = (lo < zeta * (1 - RTOL)) | (hi > gamma * lo * (1 + RTOL))  # gamma = inf: never
+    return loss, w, v, buf_w, buf_v, outside
 
 
 def project_ball_rows_(w: torch.Tensor, anchor: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
@@ -128,9 +144,9 @@ class BatchedShallowTrainer:
         self.zeta, self.gamma, self.momentum, self.log_every = zeta, gamma, momentum, log_every
         self.step = 0
         self.compile_seconds = 0.0
-        self._grads, self.compiled = loss_and_grads, compile
+        self._step, self.compiled = train_step, compile
         if compile:
-            self._grads = torch.compile(loss_and_grads, dynamic=False, fullgraph=True)
+            self._step = torch.compile(train_step, dynamic=False, fullgraph=True)
         self._stack(list(range(len(members))))
         self.anchor = self.w.clone()
         self._project()  # train.py projects once at fit start: training begins inside the sets
@@ -169,13 +185,15 @@ class BatchedShallowTrainer:
     def run(self, max_steps: int, on_log: Optional[Callable[["BatchedShallowTrainer"], None]] = None) -> None:
         """Train up to ``max_steps`` GD steps (continuing from ``self.step``)."""
         while self.step < max_steps and self.alive:
+            args = (self.x, self.y, self.w, self.v, self.buf_w, self.buf_v, self.lr_w, self.lr_v, self.anchor,
+                    self.radius, self.momentum, self.activation, self.pairwise, self.ball, self.zeta, self.gamma)
             if self.compiled and not self.compile_seconds:  # the first call compiles: timed on its own
                 t0 = time.perf_counter()
-                self._grads(self.x, self.y, self.w, self.v, self.activation, self.pairwise)
+                self._step(*args)
                 self.compile_seconds = time.perf_counter() - t0
-            loss, grad_w, grad_v = self._grads(self.x, self.y, self.w, self.v, self.activation, self.pairwise)
-            sgd_step(self.w, self.v, self.buf_w, self.buf_v, grad_w, grad_v, self.lr_w, self.lr_v, self.momentum)
-            self._project()
+            loss, self.w, self.v, self.buf_w, self.buf_v, outside = self._step(*args)
+            if self.outer_set and bool(outside.any()):  # one host sync, as the library's own check
+                project_outer_rows_(self.v, self.zeta, self.gamma)
             self.step += 1
             if self.step % self.log_every == 0 or self.step == max_steps:
                 values = loss.tolist()
