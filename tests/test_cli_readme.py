@@ -31,6 +31,8 @@ SKIP = {
     "python benchmarks/": "a benchmark: minutes of CPU, run by hand (benchmarks/README.md)",
     "git clone": "needs the network",
     "cd ": "changes folder only",
+    "python -m lit_memo.dashboard": "writes a W&B workspace: needs a W&B account and the network",
+    "python -m lit_memo.report": "reads the results table of a full sweep (hours); the report is tested in tests/report/",
 }
 
 
