@@ -219,6 +219,17 @@ def accuracy_vs_width(runs: Sequence[Run], metric: str = "test/acc", level: floa
 TRAIN_ACC_KEYS = ("train_eval/acc", "train/acc")  # a full pass over the training set when logged
 
 
+def tail_mean(run: Run, key: str, fraction: float = 0.1) -> float:
+    """Mean of ``key`` over the rows logged in the last ``fraction`` of the run's GD steps (at
+    least the last row): with per-batch accuracies, an accuracy over several batches rather than
+    the last batch alone; the final value for a sweep-table row without curves."""
+    if key not in run.curves:
+        return run.final[key]
+    steps, values = run.curves[key]
+    mask = steps >= steps.max() - fraction * (steps.max() - steps.min())
+    return float(values[mask].mean())
+
+
 def table3_markdown(runs: Sequence[Run], test_key: str = "test/acc") -> str:
     """Markdown rows (activation, width): final train and test accuracy, mean over seeds."""
     rows: dict[tuple, list[Run]] = defaultdict(list)
@@ -227,9 +238,9 @@ def table3_markdown(runs: Sequence[Run], test_key: str = "test/acc") -> str:
             rows[(str(run.get("activation", "")), width_of(run))].append(run)
     if not rows:
         return ""
-    lines = ["| activation | width | train acc | test acc | seeds | epochs |", "|---|---|---|---|---|---|"]
+    lines = ["| activation | width | train acc (last 10% of steps) | test acc | seeds | epochs |", "|---|---|---|---|---|---|"]
     for (activation, width), members in sorted(rows.items()):
-        train = [next(r.final[k] for k in TRAIN_ACC_KEYS if k in r.final) for r in members]
+        train = [tail_mean(r, next(k for k in TRAIN_ACC_KEYS if k in r.final)) for r in members]
         test = [r.final[test_key] for r in members if test_key in r.final]
         epochs = sorted({str(r.get("max_epochs", "")) for r in members})
         lines.append(f"| {activation} | {width:g} | {np.mean(train):.4f} | "

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from lit_memo.report import (accuracy_vs_width, ge_smooth, grid_heatmaps, load_runs, loss_curves, mean_ci,
+from lit_memo.report import (Run, accuracy_vs_width, ge_smooth, grid_heatmaps, load_runs, loss_curves, mean_ci,
                              table3_markdown)
+from lit_memo.report.figures import tail_mean
 from lit_memo.report.__main__ import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -109,7 +110,7 @@ def test_table3_rows_per_activation_and_width(tmp_path):
                  activation=act, random_labels=True)
     table = table3_markdown(load_runs([tmp_path]))
     lines = table.strip().splitlines()
-    assert lines[0].startswith("| activation | width | train acc | test acc")
+    assert lines[0].startswith("| activation | width | train acc (last 10% of steps) | test acc")
     assert lines[2].startswith("| relu | 1024 | 0.9900 | 0.9900 | 1 |")
     assert lines[3].startswith("| tanh | 1024 | 0.9800 |")
 
@@ -154,3 +155,11 @@ def test_empty_folder_fails_with_one_clear_line(tmp_path):
     assert "holds no runs" in message and str(empty) in message and "\n" not in message
     with pytest.raises(SystemExit, match="no such run folder"):
         main([str(tmp_path / "missing"), "--out", str(tmp_path / "out")])
+
+
+def test_train_accuracy_is_averaged_over_the_last_tenth_of_the_steps():
+    steps = np.arange(0.0, 101.0, 10.0)  # rows at 0, 10, ..., 100: the last 10% is steps 90 and 100
+    acc = np.linspace(0.0, 1.0, len(steps))
+    run = Run("x", {}, {"train/acc": acc[-1]}, {"train/acc": (steps, acc)})
+    assert tail_mean(run, "train/acc") == pytest.approx((acc[-1] + acc[-2]) / 2)
+    assert tail_mean(Run("row", {}, {"train/acc": 0.7}), "train/acc") == 0.7  # a table row: its value
