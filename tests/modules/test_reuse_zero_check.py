@@ -160,3 +160,10 @@ def test_third_party_module_checks_itself_at_init():
     with pytest.raises(ValueError, match="not zero in train mode"):
         ThirdPartyClassifier(nn.Sequential(OrderedDict(
             stem=nn.Linear(12, 8), act=nn.ReLU(), drop=nn.Dropout(0.3), head=PairwiseLinear(8, 3))))
+
+
+def test_meta_device_construction_skips_the_check():
+    """Lightning's empty init builds on ``meta``: there are no values to check (nor to mirror)."""
+    with torch.device("meta"):
+        model = ThirdPartyClassifier(make_net())
+    assert model.net.hidden.weight.is_meta
