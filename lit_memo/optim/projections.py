@@ -145,7 +145,7 @@ def _outer_level(a: torch.Tensor, zeta: float, gamma: float) -> torch.Tensor:
     hi = torch.cat([pts[1:], torch.full_like(z, math.inf)])
     mid = torch.where(torch.isinf(hi), lo + 1.0, (lo + hi) / 2)
 
-    def cost(level: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def sums(level: torch.Tensor) -> tuple[torch.Tensor, ...]:
         # entries below L are raised to L; entries above gamma L are lowered to gamma L
         n_low = torch.searchsorted(a, level, right=False)
         if math.isfinite(g):
@@ -157,12 +157,12 @@ def _outer_level(a: torch.Tensor, zeta: float, gamma: float) -> torch.Tensor:
         s_high, q_high = csum[n] - csum[start_high], csq[n] - csq[start_high]
         return n_low, s_low, q_low, n_high, s_high, q_high
 
-    n_low, s_low, _, n_high, s_high, _ = cost(mid)
+    n_low, s_low, q_low, n_high, s_high, q_high = sums(mid)
     gg = g if math.isfinite(g) else 0.0
     denom = n_low + gg * gg * n_high
     stationary = (s_low + gg * s_high) / denom.clamp_min(1)
     cand = torch.where(denom > 0, stationary, lo).clamp(min=lo, max=hi)
-    n_low, s_low, q_low, n_high, s_high, q_high = cost(cand)
+    # g at cand from its piece's sums: g is continuous, so the piece's quadratic holds on its closure
     total = (n_low * cand**2 - 2 * cand * s_low + q_low) + (q_high - 2 * gg * cand * s_high + gg * gg * cand**2 * n_high)
     return cand.gather(0, torch.argmin(total).view(1)).squeeze(0)  # cand[tensor] would read the index
 
