@@ -84,7 +84,7 @@ def grid_heatmaps(runs: Sequence[Run], metric: str, label: str, title: str,
             best = cells.get(key)
             if best is None or _score(run, select) < _score(best, select):
                 cells[key] = run
-        if not cells:
+        if len(cells) < 2:  # one cell is no grid
             continue
         panels = sorted({k[0] for k in cells}, key=lambda p: (p != "ours", p))
         widths = sorted({k[1] for k in cells})
@@ -126,10 +126,11 @@ def _score(run: Run, key: str) -> float:
 
 # -- Ge et al.: smoothed training-loss curves -------------------------------------------------
 def ge_smooth(steps: np.ndarray, values: np.ndarray, every: int = GE_EVERY, window: int = GE_WINDOW):
-    """Keep the points at multiples of ``every`` GD steps (all of them when the run logged more
-    sparsely), then replace each by the mean of the last ``window`` kept points (fewer at the start)."""
-    keep = np.isclose(np.mod(steps, every), 0)
-    s, v = steps[keep], values[keep]
+    """Keep one point per block of ``every`` GD steps (the first logged in it: all of them when the
+    run logged more sparsely), then replace each by the mean of the last ``window`` kept points
+    (fewer at the start)."""
+    _, first = np.unique(np.floor(steps / every), return_index=True)
+    s, v = steps[first], values[first]
     csum = np.cumsum(np.insert(v, 0, 0.0))
     idx = np.arange(1, len(v) + 1)
     lo = np.maximum(idx - window, 0)

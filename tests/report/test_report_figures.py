@@ -79,7 +79,12 @@ def test_ge_smoothing_matches_a_plain_loop():
     steps = np.arange(1, 101, dtype=float)
     values = np.random.default_rng(0).random(100)
     s, v = ge_smooth(steps, values, every=5, window=3)
-    kept = [(st, x) for st, x in zip(steps, values) if st % 5 == 0]
+    kept, blocks = [], set()  # the first point of each block of 5 steps: 1, 5, 10, ..., 100
+    for st, x in zip(steps, values):
+        if st // 5 not in blocks:
+            blocks.add(st // 5)
+            kept.append((st, x))
+    assert len(kept) == 21
     assert list(s) == [st for st, _ in kept]
     for i in range(len(kept)):
         window = [x for _, x in kept[max(0, i - 2): i + 1]]
@@ -163,3 +168,9 @@ def test_train_accuracy_is_averaged_over_the_last_tenth_of_the_steps():
     run = Run("x", {}, {"train/acc": acc[-1]}, {"train/acc": (steps, acc)})
     assert tail_mean(run, "train/acc") == pytest.approx((acc[-1] + acc[-2]) / 2)
     assert tail_mean(Run("row", {}, {"train/acc": 0.7}), "train/acc") == 0.7  # a table row: its value
+
+
+def test_sparse_logging_keeps_every_point():
+    steps = np.arange(99.0, 1000.0, 100.0)  # logged every 100 steps, none a multiple of 5
+    s, _ = ge_smooth(steps, np.ones_like(steps))
+    assert list(s) == list(steps)
