@@ -150,7 +150,7 @@ def loss_curves(runs: Sequence[Run], metric: str = "train/loss", every: int = GE
             by_panel[str(run.get("regime", ""))].append(run)
         panels = sorted(by_panel)
         tallest = max(len(m) for m in by_panel.values())  # room for the longest legend
-        fig = Figure(figsize=(5.2 * len(panels), max(4.2, 2.2 + 0.2 * tallest)), layout="constrained")
+        fig = Figure(figsize=(max(6.5, 5.2 * len(panels)), max(4.2, 2.2 + 0.2 * tallest)), layout="constrained")
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         for ax, panel in zip(axes, panels):
             members = by_panel[panel]
@@ -167,7 +167,7 @@ def loss_curves(runs: Sequence[Run], metric: str = "train/loss", every: int = GE
             ax.grid(True, which="major", alpha=0.3)
             if len(members) > 1 and keys:
                 ax.legend(fontsize=7, ncol=1 + len(members) // 9)
-        fig.suptitle(f"{metric} vs GD step (a point every {every} steps, moving average) — {setting}")
+        fig.suptitle(f"{metric} vs GD step (a point every {every} steps, moving average)\n{setting}", fontsize=10)
         figures[setting] = fig
     return figures
 
