@@ -74,6 +74,10 @@ def test_batched_members_equal_runs_through_train_py(tmp_path):
     grid = {"model.init_args.lr_hidden": [0.1, 0.3], "seed_everything": [0, 3]}
     sweep = write_sweep(tmp_path / "eq.yaml", grid, steps=300,  # ours: V and mirroring; constrained_regular: a ball that binds
                         zip={"model.init_args.regime": ["ours", "constrained_regular"], "model.init_args.radius": [float("inf"), 0.3]})
+    spec = yaml.safe_load(sweep.read_text())
+    spec["flags"]["trainer.callbacks"] = [{"class_path": "lit_memo.callbacks.JacobianRankCallback",  # at the end only
+                                           "init_args": {"every_n_steps": 1000, "num_probes": 40, "params": ["net.hidden"]}}]
+    sweep.write_text(yaml.safe_dump(spec))
     spec = load_sweep(sweep, tmp_path / "out")
     rows = run_sweep(spec, jobs=0, progress=False).rows
     assert {r["mode"] for r in rows.values()} == {"batched"} and len(rows) == 8
@@ -85,6 +89,7 @@ def test_batched_members_equal_runs_through_train_py(tmp_path):
         assert alone["status"] == batched["status"] == "done"
         assert float(batched["final/train/loss"]) == pytest.approx(alone["final/train/loss"], rel=1e-4)
         assert float(batched["best/train/loss"]) == pytest.approx(alone["best/train/loss"], rel=1e-4)
+        assert float(batched["final/jacobian/sigma_min"]) == pytest.approx(alone["final/jacobian/sigma_min"], rel=1e-3)
         # the whole logged curve, not only its end
         got = read_metrics(Path(batched["run_dir"]).parents[2])
         assert got["final/train/loss"] == pytest.approx(alone["final/train/loss"], rel=1e-4)
