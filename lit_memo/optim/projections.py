@@ -171,7 +171,7 @@ def project_outer_(v: torch.Tensor, zeta: float, gamma: float, *, sync_free: Opt
     """Project ``v`` in place onto V (signs kept; a zero entry takes the + sign); returns whether it moved.
 
     Sync-free, the exact projection is computed at every call (a sort of v's n entries and about
-    70 small tensor ops) and selected on the device where v is outside V; otherwise only when the
+    85 small tensor ops) and selected on the device where v is outside V; otherwise only when the
     inside-test, read back to the host, fails.
     """
     check_outer_set(zeta, gamma)
