@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import assert_inside_and_fixed_point
-from lit_memo.optim import BallConstraint, OuterConstraint
+from lit_memo.optim import BallConstraint
 from reuse_thirdparty import ThirdPartyClassifier, loader, make_net, projected_steps
 
 
