@@ -30,9 +30,12 @@ def run(out, args, extra):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("steps_per_batch", [1, 5])
-def test_three_processes_on_500_samples_equal_one_process(tmp_path, steps_per_batch):
-    args = ["--config", "synthetic_narrow.yaml", "--trainer.max_steps=20", f"--model.init_args.steps_per_batch={steps_per_batch}",
+@pytest.mark.parametrize("config,steps_per_batch", [
+    (["--config", "synthetic_narrow.yaml"], 1),  # automatic optimization, one GD step per batch
+    (["--config", "digits_narrow.yaml", "--data.init_args.subset_size=500"], 5),  # image data, several steps per batch
+], ids=["synthetic-automatic", "digits-multi_step"])
+def test_three_processes_on_500_samples_equal_one_process(tmp_path, config, steps_per_batch):
+    args = [*config, "--trainer.max_steps=20", f"--model.init_args.steps_per_batch={steps_per_batch}",
             "--trainer.log_every_n_steps=1", *QUIET]
     single_log, (single,) = run(tmp_path / "single", args, [])
     ddp_log, ranks = run(tmp_path / "ddp", args, ["--trainer.strategy=ddp", "--trainer.devices=3", "--trainer.accelerator=cpu"])
