@@ -67,10 +67,14 @@ class TheoryCertificateCallback(pl.Callback):
         n = len(dataset)
         features = getattr(pl_module, "certificate_features", None)
         use_kron = features is not None if self.kron is None else self.kron
-        x = first_samples(trainer, min(n, self.max_samples), pl_module.device)[0]
-        with torch.no_grad():
-            v = features(x) if features is not None else x.flatten(1)
-        d = v.shape[1]
+        v = None
+        if use_kron or features is not None:  # samples only when needed (d of z needs the features)
+            x = first_samples(trainer, min(n, self.max_samples), pl_module.device)[0]
+            with torch.no_grad():
+                v = features(x) if features is not None else x.flatten(1)
+            d = v.shape[1]
+        else:
+            d = math.prod(getattr(pl_module, "input_shape", None) or dataset[0][0].shape)
         width = hidden_width(pl_module)
         if width is None:
             raise RuntimeError(f"TheoryCertificateCallback: cannot tell the hidden width of {type(pl_module).__name__} "
