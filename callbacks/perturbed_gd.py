@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info
 
+from .namespaces import Callback
 from lit_memo.optim.perturbed_gd import PerturbedGD
 
 
@@ -12,7 +13,7 @@ def perturbed_gd_optimizers(trainer: pl.Trainer) -> list[PerturbedGD]:
     return [opt for opt in trainer.optimizers if isinstance(opt, PerturbedGD)]
 
 
-class PerturbedGDCallback(pl.Callback):
+class PerturbedGDCallback(Callback):
     """Logs ``pgd/perturbations`` after every batch and, once the optimizer's stopping rule has
     fired, ``pgd/stopped`` = 1 and ``pgd/stop_step``, prints why it stopped and sets
     ``trainer.should_stop``: the fit ends with the module at the remembered point (the

@@ -13,6 +13,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
 
 from .base import isolated, log_to_loggers
+from .namespaces import Callback
 from .probes import first_samples, train_dataset
 from lit_memo.diagnostics.theory import condition_metrics, kron_sigma_min, rank_limit, width_conditions
 
@@ -26,7 +27,7 @@ def hidden_width(pl_module: nn.Module) -> Optional[int]:
     return None if first is None else first.out_features
 
 
-class TheoryCertificateCallback(pl.Callback):
+class TheoryCertificateCallback(Callback):
     """Logs, once at train start and on rank 0, whether this run meets each paper's conditions.
 
     Keys: ``theory/n``, ``theory/d``, ``theory/width``; per condition
