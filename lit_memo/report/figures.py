@@ -127,14 +127,15 @@ def _score(run: Run, key: str) -> float:
 # -- Ge et al.: smoothed training-loss curves -------------------------------------------------
 def ge_smooth(steps: np.ndarray, values: np.ndarray, every: int = GE_EVERY, window: int = GE_WINDOW):
     """Keep one point per block of ``every`` GD steps (the first logged in it: all of them when the
-    run logged more sparsely), then replace each by the mean of the last ``window`` kept points
-    (fewer at the start)."""
+    run logged more sparsely), then replace each by the mean of the kept points of the last
+    ``window * every`` GD steps (Ge et al.'s last ``window`` recorded losses when recorded every
+    ``every`` steps; a sparsely logged run is then barely smoothed, never over hundreds of steps)."""
     _, first = np.unique(np.floor(steps / every), return_index=True)
     s, v = steps[first], values[first]
     csum = np.cumsum(np.insert(v, 0, 0.0))
-    idx = np.arange(1, len(v) + 1)
-    lo = np.maximum(idx - window, 0)
-    return s, (csum[idx] - csum[lo]) / (idx - lo)
+    hi = np.arange(1, len(v) + 1)
+    lo = np.searchsorted(s, s - window * every, side="right")  # first kept point inside the window
+    return s, (csum[hi] - csum[lo]) / (hi - lo)
 
 
 def loss_curves(runs: Sequence[Run], metric: str = "train/loss", every: int = GE_EVERY,
@@ -162,7 +163,7 @@ def loss_curves(runs: Sequence[Run], metric: str = "train/loss", every: int = GE
                 ax.plot(s[finite], v[finite], lw=1.2, label=label)
             ax.set_yscale("log")
             ax.set_xlabel("GD step")
-            ax.set_ylabel(f"{metric} (moving average of {window}, log scale)")
+            ax.set_ylabel(f"{metric} (mean over {window * every} steps, log scale)")
             ax.set_title(f"regime: {panel}" if panel else "training loss", fontsize=9)
             ax.grid(True, which="major", alpha=0.3)
             if len(members) > 1 and keys:

@@ -86,8 +86,8 @@ def test_ge_smoothing_matches_a_plain_loop():
             kept.append((st, x))
     assert len(kept) == 21
     assert list(s) == [st for st, _ in kept]
-    for i in range(len(kept)):
-        window = [x for _, x in kept[max(0, i - 2): i + 1]]
+    for i, (st, _) in enumerate(kept):  # the mean of the kept points of the last 3 x 5 = 15 steps
+        window = [x for t, x in kept if st - 15 < t <= st]
         assert v[i] == pytest.approx(sum(window) / len(window))
 
 
@@ -172,5 +172,6 @@ def test_train_accuracy_is_averaged_over_the_last_tenth_of_the_steps():
 
 def test_sparse_logging_keeps_every_point():
     steps = np.arange(99.0, 1000.0, 100.0)  # logged every 100 steps, none a multiple of 5
-    s, _ = ge_smooth(steps, np.ones_like(steps))
-    assert list(s) == list(steps)
+    values = np.random.default_rng(1).random(len(steps))
+    s, v = ge_smooth(steps, values)
+    assert list(s) == list(steps) and list(v) == pytest.approx(list(values))  # 50-step window: each alone
