@@ -60,7 +60,7 @@ def test_random_labels_identical_on_every_rank_whatever_the_global_rng():
         dm.trainer = types.SimpleNamespace(global_rank=rank, world_size=2, strategy=types.SimpleNamespace(
             root_device=torch.device("cpu")))
         dm.setup("fit")
-        labels.append((dm.train_indices, dm.train_targets, dm.training_set_digest()))
+        labels.append((dm.train_indices, dm.train_targets, dm.training_set_fingerprint()))
     assert torch.equal(labels[0][0], labels[1][0]) and torch.equal(labels[0][1], labels[1][1])
     assert labels[0][2] == labels[1][2]
     assert not torch.equal(labels[0][1], make(random_labels=True, seed=4).train_targets)
@@ -183,8 +183,8 @@ def test_resume_digest_check():
     again.setup("fit")
     other = DigitsDataModule(random_labels=True, seed=1)
     other.load_state_dict(state)
-    with pytest.raises(RuntimeError, match="differ from those the checkpoint was trained on"):
+    with pytest.raises(ValueError, match="differ from those the checkpoint was trained on"):
         other.setup("fit")
     built = make(random_labels=False)
-    with pytest.raises(RuntimeError, match="resume with the same data options"):
+    with pytest.raises(ValueError, match="random_labels: True -> False"):
         built.load_state_dict(state)
