@@ -45,7 +45,7 @@ def main() -> None:
                 "--trainer.enable_progress_bar=false", "--trainer.callbacks=[]", "--run_test=false",
                 "--data.init_args.batch_size=null", f"--model.init_args.steps_per_batch={a.steps // 3}",
                 "--model.init_args.optimizer=torch.optim.SGD", f"--model.init_args.optimizer.init_args.lr={a.lr}",
-                "--model.init_args.lr_scheduler=null", "--trainer.logger=false", "--trainer.enable_checkpointing=false",
+                "--model.init_args.lr_scheduler=null", "--trainer.logger=false",
                 *extra]
         for _ in range(a.rounds):  # interleaved rounds, best of each: the machine may be shared
             cli = train.build_cli(args)
