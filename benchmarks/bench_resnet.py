@@ -64,23 +64,24 @@ def rate(times: list[float], batch: int) -> float:
 
 
 def projection_seconds(module, calls: int, outside: bool, sync_free: bool) -> float:
-    """Mean seconds of ``project_constraints_`` with the weights inside the sets or layer4 pushed outside."""
+    """Median seconds of ``project_constraints_`` with the weights inside the sets or layer4 pushed outside
+    (the median: single calls are short, and a shared machine's stalls would dominate a mean)."""
     module.projection_sync_free = sync_free
     params = module.constraint_groups()["hidden"].params
     radius = module.constraint_groups()["hidden"].radius
     start = [p.detach().clone() for p in params]
     push = [torch.randn_like(p) for p in params]
     scale = 3 * radius / math.sqrt(sum(float(d.square().sum()) for d in push))
-    total = 0.0
+    times = []
     with torch.no_grad():
         for _ in range(calls):
             for p, s, d in zip(params, start, push):
                 p.copy_(s + scale * d if outside else s)
             t0 = time.perf_counter()
             module.project_constraints_()
-            total += time.perf_counter() - t0
+            times.append(time.perf_counter() - t0)
     module.projection_sync_free = None
-    return total / calls
+    return sorted(times)[len(times) // 2]
 
 
 def main() -> None:
@@ -90,7 +91,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6, help="steps per round and side (the first is warm-up)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--projection_calls", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     a, extra = ap.parse_known_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     os.environ.setdefault("WANDB_MODE", "disabled")
     plain_rates, lit_rates = [], []
     with tempfile.TemporaryDirectory() as out:
@@ -99,15 +103,19 @@ def main() -> None:
                 f"--data.init_args.subset_size={a.batch * a.steps}", f"--trainer.max_steps={a.steps}",
                 "--trainer.callbacks=[]", "--trainer.enable_progress_bar=false", "--wandb_mode=disabled",
                 "--run_test=false", f"--output_dir={out}", *extra]
-        for _ in range(a.rounds):  # interleaved, best of each: the machine is shared
+        for k in range(a.rounds):  # interleaved, order alternating, best of each: the machine is shared
             cli = train.build_cli(args)
             cli.datamodule.setup("fit")
             plain = train.build_cli(args).model  # same config and seed: the same initial weights
-            plain_rates.append(rate(plain_loop(plain, cli.datamodule.train_dataloader(), a.steps), a.batch))
             clock = StepClock()
             cli.trainer.callbacks.append(clock)
-            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-            lit_rates.append(rate(clock.times, a.batch))
+            for side in (("plain", "lit") if k % 2 == 0 else ("lit", "plain")):
+                if side == "plain":
+                    times = plain_loop(plain, cli.datamodule.train_dataloader(), a.steps)
+                    plain_rates.append(rate(times, a.batch))
+                else:
+                    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+                    lit_rates.append(rate(clock.times, a.batch))
     step = a.batch / max(plain_rates)
     module = cli.model
     proj = {(outside, sync_free): projection_seconds(module, a.projection_calls, outside, sync_free)
