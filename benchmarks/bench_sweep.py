@@ -63,6 +63,38 @@ def runner_way(mods, x, y, steps, compile_):
     return per, compile_s, losses
 
 
+def step_only(mods, x, y, rounds=4, steps=100):
+    """One member: plain autograd step vs the batched trainer's step (eager, compiled), interleaved."""
+    mod = mods[24]
+    opt = mod.configure_optimizers()
+    mod.capture_anchors_()
+
+    def plain(k):
+        for _ in range(k):
+            opt.zero_grad()
+            mod.loss(mod(x), y).backward()
+            opt.step()
+            mod.project_constraints_()
+
+    def trainer(compile_):
+        m = Member(key=0, w0=mod.net.hidden.weight.detach().clone(), v0=mod.net.output.weight.detach().clone(),
+                   lr_hidden=mod.lr_hidden, lr_outer=mod.lr_outer, radius=mod.radius)
+        return BatchedShallowTrainer(x, y, [m], activation="tanh", pairwise=True, ball=True, outer_set=True, zeta=1e-3,
+                                     gamma=1e3, momentum=0.9, log_every=50, compile=compile_)
+
+    eager, compiled = trainer(False), trainer(True)
+    plain(10), eager.run(10), compiled.run(10)
+    times = {"plain": [], "eager": [], "compiled": []}
+    for _ in range(rounds):
+        t = time.perf_counter(); plain(steps); times["plain"].append(time.perf_counter() - t)  # noqa: E702
+        for name, tr in (("eager", eager), ("compiled", compiled)):
+            t = time.perf_counter(); tr.run(tr.step + steps); times[name].append(time.perf_counter() - t)  # noqa: E702
+    best = {k: min(v) / steps for k, v in times.items()}
+    print(f"one member, best of {rounds} interleaved rounds of {steps} steps: plain {best['plain'] * 1e3:.2f} ms, "
+          f"trainer eager {best['eager'] * 1e3:.2f} ms ({best['plain'] / best['eager']:.2f}x), "
+          f"trainer compiled {best['compiled'] * 1e3:.2f} ms ({best['plain'] / best['compiled']:.2f}x)")
+
+
 def gpu_projection(n, d):
     """Per member-step FLOPs and bytes of the batched step; H100 SXM peak 67 TFLOP/s fp32, 3.35 TB/s."""
     rows = []
@@ -89,6 +121,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="one per worker: the runner runs --jobs 2 on 2 cores")
     ap.add_argument("--baseline_members", type=int, default=49, help="plain runs timed (scaled to 49 if fewer)")
     ap.add_argument("--compile", choices=("on", "off"), default="on")
+    ap.add_argument("--step_only", action="store_true", help="only the one-member step comparison")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     dm = SyntheticDataModule(n=a.n, d=a.d, seed=0)
@@ -96,6 +129,8 @@ def main() -> None:
     x, y = dm.splits["train"].tensors
     pairs = [(h, o) for h in LRS for o in LRS]
     mods = [module(a.d, a.width, h, o, a.radius) for h, o in pairs]
+    if a.step_only:
+        return step_only(mods, x, y)
     t0 = time.perf_counter()
     per, compile_s, batched_losses = runner_way(mods, x, y, a.steps, a.compile == "on")
     runner_s = time.perf_counter() - t0

@@ -17,6 +17,7 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m lit_memo.sweep", description=__doc__)
     parser.add_argument("sweep", type=str, help="the sweep file (YAML: config, flags, grid, zip)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (cells in flight); 0: in this process")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (jobs x threads <= cores)")
     parser.add_argument("--output_dir", type=Optional[str], default=None, help="overrides the sweep file's output_dir")
     parser.add_argument("--batching", type=Optional[str], default=None, help="auto or off (default: the sweep file's)")
     parser.add_argument("--compile", type=str, default="auto", help="torch.compile batched steps: auto, on or off")
@@ -44,7 +45,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}") from err
     try:
-        table = run_sweep(spec, jobs=args.jobs, batching=args.batching, compile=args.compile, progress=args.progress)
+        table = run_sweep(spec, jobs=args.jobs, batching=args.batching, compile=args.compile, progress=args.progress,
+                          threads=args.threads)
     except KeyboardInterrupt:
         print(f"lit_memo.sweep: interrupted; finished runs are in {table_path(spec)}, re-run to resume", file=sys.stderr)
         return 130

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 import signal
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -75,8 +74,11 @@ def plan(spec: SweepSpec, cells: list[dict[str, Any]], batching: str) -> tuple[l
 
 
 def run_sweep(spec: SweepSpec, jobs: int = 1, batching: Optional[str] = None, compile: str = "auto",
-              progress: bool = True) -> ResultsTable:
-    """Run the missing cells of ``spec``; returns the results table (also on disk)."""
+              progress: bool = True, threads: int = 1) -> ResultsTable:
+    """Run the missing cells of ``spec``; returns the results table (also on disk).
+
+    ``threads``: torch threads per worker. One by default: these nets are small, and on a shared
+    machine a 2-thread OpenMP region waits on the busy core (measured 10-70x slower steps)."""
     if jobs < 0:
         raise ValueError(f"--jobs must be >= 1 (or 0: run the cells in this process), got {jobs}")
     if compile not in ("auto", "on", "off"):
@@ -105,7 +107,6 @@ def run_sweep(spec: SweepSpec, jobs: int = 1, batching: Optional[str] = None, co
     if jobs == 0:
         pool = _InProcess()
     else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=init_worker, initargs=(threads,))
     stop = _StopOnSignal()
