@@ -22,7 +22,7 @@ import torch
 import train
 from conftest import ROOT
 
-STEPS = 20  # GD steps per command: enough to build, train, checkpoint and summarize
+STEPS = 2  # GD steps per command: enough to build, train, checkpoint and summarize (a ResNet-18 step on CPU takes seconds)
 # command prefix -> why it is not run here
 SKIP = {
     "pip install": "needs the package index (network); the environment is installed already",
