@@ -279,12 +279,12 @@ def main(args: Optional[list[str]] = None):
     except Exception as err:  # noqa: BLE001 - anything raised while building is a bad input
         from jsonargparse import ArgumentError
 
-        if type(err).__name__ == "ConfigError":  # ours (train.py's or lit_memo.preflight's): already one line
+        if any(c.__name__ == "ConfigError" for c in type(err).__mro__):  # ours (train.py's or lit_memo.preflight's)
             _exit(err, "error: " + " ".join(str(err).split()))
         if isinstance(err, ArgumentError):
             _exit(err, f"error: {one_line(str(err))} ({HELP})")
-        root = err  # a class's own ValueError, wrapped by jsonargparse: its message is the one to show
-        while root.__cause__ is not None:
+        root = err  # a class's own ValueError, wrapped (multi-line) by jsonargparse: its message is the one to show
+        while root.__cause__ is not None and "\n" in str(root).strip():
             root = root.__cause__
         message = " ".join(str(root).split()) if root is not err else one_line(str(err))
         _exit(err, f"error: {message or type(root).__name__}")
