@@ -82,6 +82,11 @@ def flatten_config(cfg: dict) -> dict[str, Any]:
         if "class_path" in block:
             params[section] = str(block["class_path"]).rsplit(".", 1)[-1]
         for key, value in (block.get("init_args") or {}).items():
+            if isinstance(value, dict) and isinstance(value.get("init_args"), dict):  # optimizer, lr_scheduler
+                params[key] = str(value.get("class_path", "")).rsplit(".", 1)[-1]
+                params.update({f"{key}_{k}": v for k, v in value["init_args"].items()
+                               if isinstance(v, (str, int, float, bool)) and v is not None})
+                continue
             if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
                 value = tuple(value)  # e.g. the MLP's hidden_widths
             if isinstance(value, (str, int, float, bool, tuple)) or value is None:
