@@ -6,6 +6,7 @@ from types import SimpleNamespace
 from unittest import mock
 
 import numpy as np
+import pytest
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 import train
@@ -59,3 +60,11 @@ def test_summary_goes_to_every_wandb_logger(tmp_path):
     other_rank = SimpleNamespace(is_global_zero=False, loggers=[wandb_logger])
     assert log_summary(other_rank, tmp_path) is None
     assert wandb_logger.log_image.call_count == 1
+
+
+@pytest.mark.slow
+def test_an_offline_wandb_run_holds_the_summary_image(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)  # conftest disables W&B; this test wants it offline
+    cli = train.main([*TINY, f"--output_dir={tmp_path}", "--trainer.callbacks=[]", "--wandb_mode=offline"])
+    images = list((cli.run_dir / "wandb").glob("offline-run-*/files/media/images/summary_*.png"))
+    assert len(images) == 1 and images[0].read_bytes()[:8] == PNG_MAGIC
