@@ -87,3 +87,15 @@ def test_every_panel_shows_a_key_the_package_logs_and_every_key_has_a_panel(keys
     prefixes = tuple(p for ps in SECTION_PREFIXES.values() for p in ps)
     missing = {k for k in keys if k.startswith(prefixes) and not k.endswith("/seconds")} - shown
     assert not missing, f"logged but on no panel: {sorted(missing)}"
+
+
+def test_save_without_credentials_is_one_clear_line(monkeypatch, tmp_path):
+    from lit_memo.dashboard import main
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no wandb settings
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    with pytest.raises(SystemExit) as err:
+        main(["--entity", "some-entity", "--project", "some-project"])
+    message = str(err.value)
+    assert message.startswith("error: could not save the workspace to some-entity/some-project") and "\n" not in message
