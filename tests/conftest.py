@@ -12,6 +12,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # train.py lives at the top level, next to lit_memo/
     sys.path.insert(0, str(ROOT))
+# tests run commands from temporary folders: a relative LIT_MEMO_DATA (../shared/data) must not
+# silently turn into "data absent" there
+if os.environ.get("LIT_MEMO_DATA"):
+    os.environ["LIT_MEMO_DATA"] = str(Path(os.environ["LIT_MEMO_DATA"]).resolve())
 
 
 @pytest.fixture(autouse=True)
