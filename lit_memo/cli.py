@@ -196,13 +196,14 @@ class MemoCLI(LightningCLI):
         cfg = self.config
         preflight.check_links(self.model, self.datamodule, self.given_links)
         preflight.check_optimizer(self.model)
+        ckpt = None
         if cfg.ckpt_path is not None:
-            preflight.check_checkpoint(cfg.ckpt_path, self.model, cfg.allow_resume_changes)
+            ckpt = preflight.check_checkpoint(cfg.ckpt_path, self.model, cfg.allow_resume_changes)
         self.run_dir, created = self._make_run_dir(Path(cfg.output_dir) / self.run_name)
         try:
             trainer = self._build_trainer(**kwargs)
             if self.check_data:
-                preflight.check_data(self.datamodule, trainer)
+                preflight.check_data(self.datamodule, trainer, ckpt)
         except BaseException:
             if created is not None and not any(p.is_file() for p in created.rglob("*")):
                 shutil.rmtree(created, ignore_errors=True)  # nothing was written: leave no trace

@@ -63,9 +63,10 @@ def check_trainer_flags(trainer_cfg: Mapping[str, Any]) -> None:
         raise ConfigError("trainer.accelerator=mps: MPS is not available here; use --trainer.accelerator=cpu (or auto)")
 
 
-def check_data(datamodule: pl.LightningDataModule, trainer: pl.Trainer) -> None:
+def check_data(datamodule: pl.LightningDataModule, trainer: pl.Trainer, ckpt: Optional[dict[str, Any]] = None) -> None:
     """Locate (or download) and set up the training data now: a missing folder, a subset larger
-    than the dataset or a failed download is reported before anything is written.
+    than the dataset, a failed download or a checkpoint ``ckpt`` trained on other data is
+    reported before anything is written.
 
     Set up on the trainer's device (the DataModule caches it: fit's own ``setup`` is then free).
     DDP processes other than local rank 0 set up in fit, after Lightning's ``prepare_data`` barrier.
@@ -77,6 +78,8 @@ def check_data(datamodule: pl.LightningDataModule, trainer: pl.Trainer) -> None:
     try:
         datamodule.prepare_data()
         datamodule.setup("fit")
+        if ckpt is not None and hasattr(datamodule, "check_checkpoint"):
+            datamodule.check_checkpoint(ckpt)  # resuming on other training data
     except FileNotFoundError as err:
         raise DataNotFound(str(err)) from err
     except ValueError as err:
@@ -103,8 +106,8 @@ def read_checkpoint(path: str) -> dict[str, Any]:
     return ckpt
 
 
-def check_checkpoint(path: str, model: pl.LightningModule, allow_changes: bool) -> None:
-    """The checkpoint must fit the model (names and shapes) and keep its constraint sets."""
+def check_checkpoint(path: str, model: pl.LightningModule, allow_changes: bool) -> dict[str, Any]:
+    """The checkpoint must fit the model (names and shapes) and keep its constraint sets; returns it."""
     ckpt = read_checkpoint(path)
     config = Path(path).resolve().parent.parent / "config.yaml"
     hint = f"resume with the checkpoint's own config (--config {config})" if config.is_file() else \
@@ -120,6 +123,7 @@ def check_checkpoint(path: str, model: pl.LightningModule, allow_changes: bool) 
     if extra:
         raise ConfigError(f"--ckpt_path {path} holds {extra[0]}, which this model lacks: another model; {hint}")
     _check_resume_changes(path, ckpt, model, allow_changes)
+    return ckpt
 
 
 def _same(a: Any, b: Any) -> bool:
