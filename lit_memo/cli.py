@@ -131,7 +131,9 @@ class MemoCLI(LightningCLI):
             seed_everything_default=0,  # our choice: reproducible by default
             save_config_kwargs={"overwrite": False},
             # exit_on_error=False: train.py prints one line instead of the 45-line usage
-            parser_kwargs={"description": description, "epilog": _help_epilog(), "exit_on_error": False},
+            # prog fixed: the --help text is cached, and must not carry the first caller's argv[0]
+            parser_kwargs={"prog": "train.py", "description": description, "epilog": _help_epilog(),
+                           "exit_on_error": False},
             run=False,
             args=args,
         )
@@ -174,6 +176,10 @@ class MemoCLI(LightningCLI):
         if inherited and int(os.environ.get("LOCAL_RANK", "0")) > 0:
             return Path(inherited), None  # a DDP process launched by rank 0: share its folder
         job = os.environ.get("SLURM_JOB_ID") or os.environ.get("TORCHELASTIC_RUN_ID")
+        if job == "none":  # torchrun's default --rdzv-id: not an id, every run would share "jobnone"
+            job = None
+        if job and os.environ.get("SLURM_STEP_ID"):  # several srun steps in one job: one folder each
+            job = f"{job}.{os.environ['SLURM_STEP_ID']}"
         stem = f"job{job}" if job else time.strftime("%Y%m%d-%H%M%S")
         run_dir, k = parent / stem, 1
         if not job:

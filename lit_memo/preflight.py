@@ -8,7 +8,6 @@ deep inside ``fit``, after the run folder and an offline W&B run were created.
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -71,7 +70,7 @@ def check_data(datamodule: pl.LightningDataModule, trainer: pl.Trainer, ckpt: Op
     Set up on the trainer's device (the DataModule caches it: fit's own ``setup`` is then free).
     DDP processes other than local rank 0 set up in fit, after Lightning's ``prepare_data`` barrier.
     """
-    if int(os.environ.get("LOCAL_RANK", "0")) > 0:
+    if trainer.local_rank > 0:  # the trainer's cluster environment knows it (SLURM sets no LOCAL_RANK)
         return
     datamodule.trainer = trainer
     hparams = getattr(datamodule, "hparams", {})
@@ -95,7 +94,8 @@ def check_data(datamodule: pl.LightningDataModule, trainer: pl.Trainer, ckpt: Op
 def read_checkpoint(path: str) -> dict[str, Any]:
     """Load ``path`` on the CPU or say, naming the file, that it is not a Lightning checkpoint."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        # memory-mapped: only what the checks touch is read; fit loads the file itself afterwards
+        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     except Exception as err:  # noqa: BLE001 - truncated zip, garbage bytes, pickle errors...
         raise ConfigError(f"--ckpt_path {path}: not a readable checkpoint ({type(err).__name__}: "
                           f"{str(err).strip().splitlines()[0][:120] if str(err).strip() else 'no message'}); the file is "

@@ -189,3 +189,30 @@ def test_resume_with_changed_radius_is_refused_and_lr_change_warned(tmp_path):
     with pytest.warns(UserWarning, match=r"lr_hidden [\d.e-]+ -> 0.0123"):  # not a constraint: a warning
         train.main([*TINY, "--model.init_args.radius=2", "--model.init_args.lr_hidden=0.0123", f"--ckpt_path={ckpt}",
                     "--trainer.max_steps=30", f"--output_dir={tmp_path / 'y'}"])
+
+
+def test_run_folder_names_under_launchers(tmp_path, monkeypatch):
+    """torchrun's default rendezvous id "none" is not a job id; srun steps of one job get a folder each."""
+    from lit_memo.cli import MemoCLI
+
+    for var in ("SLURM_JOB_ID", "SLURM_STEP_ID", "TORCHELASTIC_RUN_ID", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
+    first, _ = MemoCLI._make_run_dir(tmp_path / "exp")
+    second, _ = MemoCLI._make_run_dir(tmp_path / "exp")
+    assert first != second and not first.name.startswith("job")
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID")
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    names = set()
+    for step in ("0", "1"):
+        monkeypatch.setenv("SLURM_STEP_ID", step)
+        names.add(MemoCLI._make_run_dir(tmp_path / "slurm")[0].name)
+    assert names == {"job42.0", "job42.1"}
+
+
+def test_cached_help_names_train_py_whoever_called_first(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LIT_MEMO_CACHE", str(tmp_path))
+    monkeypatch.setattr("sys.argv", ["-c"])  # what `python -c "import train; train.main(['--help'])"` has
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: train.py")
