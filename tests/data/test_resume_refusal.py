@@ -119,3 +119,12 @@ def test_check_checkpoint_reads_the_record_under_any_key():
     digits.setup("fit")
     with pytest.raises(ValueError, match="trained on SyntheticDataModule, not DigitsDataModule"):
         digits.check_checkpoint(checkpoint)
+
+
+def test_teacher_labels_do_not_depend_on_the_held_out_size():
+    """A held-out split of another size must not change the training targets (so a resume is accepted)."""
+    plain = SyntheticDataModule(n=997, d=50, labels="teacher", n_test=0)
+    bigger = SyntheticDataModule(n=997, d=50, labels="teacher", n_test=517)
+    for dm in (plain, bigger):
+        dm.setup("fit")
+    assert plain.training_set_fingerprint() == bigger.training_set_fingerprint()
