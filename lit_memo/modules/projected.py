@@ -50,7 +50,7 @@ class ProjectedOptimizerMixin:
         for hook, part in _HOOK_PARTS.items():
             current = getattr(cls, hook, None)
             if current is not None and not getattr(current, "_runs_projection_part", False):
-                setattr(cls, hook, _followed_by(current, part))
+                setattr(cls, hook, _followed_by(current, part, hook))
 
     def constraint_groups(self) -> dict[str, Constraint]:
         return {}
@@ -188,21 +188,30 @@ class ProjectedOptimizerMixin:
             self._constraint_anchors = {k: list(v) for k, v in checkpoint[_CKPT_KEY].items()}
 
     # -- Lightning hooks -------------------------------------------------------------------
+    # Inside a wrapped subclass hook (which called super()) the wrapper does the part once, after
+    # the whole hook: anchors must be the weights the subclass's on_fit_start leaves, not earlier ones.
+    def _outside_wrapped(self, hook: str) -> bool:
+        return not self.__dict__.get("_projection_hook_depth", {}).get(hook)
+
     def on_fit_start(self) -> None:
         super().on_fit_start()
-        self._arm_projection()
+        if self._outside_wrapped("on_fit_start"):
+            self._arm_projection()
 
     def on_fit_end(self) -> None:
-        self._disarm_projection()
+        if self._outside_wrapped("on_fit_end"):
+            self._disarm_projection()
         super().on_fit_end()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
-        self._save_anchors(checkpoint)
+        if self._outside_wrapped("on_save_checkpoint"):
+            self._save_anchors(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        self._load_anchors(checkpoint)
+        if self._outside_wrapped("on_load_checkpoint"):
+            self._load_anchors(checkpoint)
 
     for _hook in (on_fit_start, on_fit_end, on_save_checkpoint, on_load_checkpoint):
         _hook._runs_projection_part = True
@@ -217,13 +226,20 @@ _HOOK_PARTS: dict[str, Callable[..., None]] = {
 }
 
 
-def _followed_by(hook: Callable[..., Any], part: Callable[..., None]) -> Callable[..., Any]:
-    """``hook`` then the mixin's ``part`` (each part is idempotent, so a hook calling super() is fine)."""
+def _followed_by(hook: Callable[..., Any], part: Callable[..., None], name: str) -> Callable[..., Any]:
+    """``hook`` then the mixin's ``part``, once: only the outermost wrapped call (of a chain of
+    subclass hooks calling super()) runs the part, after everything the subclasses did."""
 
     @functools.wraps(hook)
     def wrapped(self, *args: Any, **kwargs: Any) -> Any:
-        out = hook(self, *args, **kwargs)
-        part(self, *args, **kwargs)
+        depth = self.__dict__.setdefault("_projection_hook_depth", {})
+        depth[name] = depth.get(name, 0) + 1
+        try:
+            out = hook(self, *args, **kwargs)
+        finally:
+            depth[name] -= 1
+        if depth[name] == 0:
+            part(self, *args, **kwargs)
         return out
 
     wrapped._runs_projection_part = True

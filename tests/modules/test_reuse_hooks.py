@@ -78,3 +78,31 @@ def test_projection_runs_whatever_the_hooks_and_base_order(make_trainer, tmp_pat
     assert_inside_and_fixed_point(resumed)
     if cls is not LightningFirst:
         assert resumed.loaded_mine == 1
+
+
+class LoadsAfterSuper(ThirdPartyClassifier):
+    """Calls super() first, then changes the weights (e.g. loads pretrained ones) in its own hook."""
+
+    def on_fit_start(self):
+        super().on_fit_start()
+        with torch.no_grad():
+            self.net.hidden.weight.add_(1.0)
+
+
+class ChildOfLoadsAfterSuper(LoadsAfterSuper):
+    def on_fit_start(self):
+        super().on_fit_start()
+
+
+@pytest.mark.parametrize("cls", [LoadsAfterSuper, ChildOfLoadsAfterSuper])
+def test_anchors_are_the_weights_the_whole_fit_start_leaves(make_trainer, cls):
+    """The mixin's fit-start work runs once, after the outermost override, not inside its super()."""
+    torch.manual_seed(0)
+    module = cls(make_net(), lr=0.1)
+    shifted = module.net.hidden.weight.detach().clone() + 1.0
+    calls = []
+    validate = module.validate_constraint_groups  # called once per arming of the projection
+    module.validate_constraint_groups = lambda: (calls.append(1), validate())[1]
+    make_trainer(max_steps=2).fit(module, loader())
+    assert torch.equal(module.anchors_for("hidden")[0], shifted)
+    assert len(calls) == 1
