@@ -3,7 +3,8 @@
 LightningCLI with ``run=False``: ``build_cli(args)`` instantiates model, datamodule and trainer
 and runs nothing; ``main(args)`` fits, then tests when the datamodule has a test split, and ends
 with a summary block (also written as ``summary.json``). Each run gets its own folder
-``<output_dir>/<experiment>/<time>`` (experiment: ``--name``, else the first config's name)
+``<output_dir>/<experiment>/<time>`` (experiment: ``--name``, else a config's ``name:``, else the
+first config's file name)
 holding the resolved config, the checkpoints, ``metrics.csv`` and the offline W&B files.
 
 This file imports only the standard library and PyYAML at the top: mistakes that need no model
@@ -103,11 +104,16 @@ def _config_value(configs: list[str], *keys: str) -> Any:
 
 
 def run_name(args: list[str], configs: list[str]) -> str:
-    """The experiment: ``--name``, else the first config's file name (overrides come later)."""
-    name = _flag_value(args, "--name")
+    """The experiment: ``--name``, else the last config file's ``name:``, else the first config's
+    file name (override files given after it do not rename the run). The command line wins over
+    the files wherever ``--name`` stands."""
+    name, where = _flag_value(args, "--name"), "--name"
+    if name is None:
+        name, where = _config_value(configs, "name"), "name: in the config"
     if name is not None:
+        name = str(name)  # YAML reads `name: 2024` as a number
         if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
-            raise ConfigError(f"--name {name!r}: use letters, digits and _ . + - only (it names a folder)")
+            raise ConfigError(f"{where} {name!r}: use letters, digits and _ . + - only (it names a folder)")
         return name
     return Path(configs[0]).stem if configs else "default"
 

@@ -113,7 +113,7 @@ def _help_epilog() -> str:
 class MemoCLI(LightningCLI):
     """LightningCLI plus the run folder, the loggers, the data -> model links and the checks."""
 
-    def __init__(self, args: Optional[list[str]] = None, run_name: str = "default",
+    def __init__(self, args: Optional[list[str]] = None, run_name: Optional[str] = None,
                  given_links: Optional[Mapping[str, Any]] = None,
                  config_checks: Optional[Callable[[Any], None]] = None, description: str = "",
                  check_data: bool = True) -> None:
@@ -147,7 +147,7 @@ class MemoCLI(LightningCLI):
         parser.add_argument("--run_test", type=bool, default=True, help="evaluate the test split after fit")
         parser.add_argument("--output_dir", type=str, default="runs", help="runs go to <output_dir>/<name>/<time>")
         parser.add_argument("--name", type=Optional[str], default=None,
-                            help="experiment name for the run folder (default: the first --config's name)")
+                            help="experiment name for the run folder (default: the first --config's file name)")
         parser.add_argument("--wandb_project", type=str, default="lit_memo")
         parser.add_argument("--wandb_mode", type=str, default="auto", help=f"one of {WANDB_MODES}")
 
@@ -155,6 +155,10 @@ class MemoCLI(LightningCLI):
         cfg = self.config
         if self.config_checks is not None:
             self.config_checks(cfg)
+        # train.py decided the name (--name, else a file's name:, else the first file's stem); the
+        # saved config records it, so re-running that config.yaml files the run under the same name
+        self.run_name = self.run_name or cfg.name or "default"
+        cfg.name = self.run_name
         if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
             raise ConfigError(f"--ckpt_path {cfg.ckpt_path}: no such checkpoint file")
         if cfg.wandb_mode not in WANDB_MODES:

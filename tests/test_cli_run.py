@@ -114,6 +114,22 @@ def test_name_and_short_config_flag(tmp_path):
     assert (run / "hparams.yaml").is_file()
 
 
+def test_name_in_a_config_file_names_the_run_and_the_command_line_wins(tmp_path):
+    named = tmp_path / "named.yaml"
+    named.write_text("name: from_file\n")
+    out = f"--output_dir={tmp_path / 'runs'}"
+    cli = train.build_cli([*TINY, "--config", str(named), out])
+    assert cli.run_dir.parent.name == "from_file" and cli.config.name == "from_file"
+    cli = train.build_cli(["--name=from_flag", *TINY, "--config", str(named), out])  # flag before the file
+    assert cli.run_dir.parent.name == "from_flag" and cli.config.name == "from_flag"
+    # an unnamed run records its experiment, so re-running its config.yaml files it under the same name
+    cli = train.build_cli([*TINY, out])
+    assert cli.run_dir.parent.name == "synthetic_narrow" and cli.config.name == "synthetic_narrow"
+    named.write_text("name: a/b\n")
+    with pytest.raises(SystemExit, match="error: name: in the config 'a/b': use letters"):
+        train.main([*TINY, "--config", str(named), out])
+
+
 def test_failure_during_fit_marks_the_run_folder(tmp_path, monkeypatch):
     closed = []
     monkeypatch.setattr("lit_memo.cli.MemoCLI.close_loggers", lambda self, failed: closed.append(failed))
