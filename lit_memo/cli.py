@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
@@ -96,6 +96,24 @@ class RunCheckpoint(ModelCheckpoint):
             super().load_state_dict(state_dict)
 
 
+class RunConfigSaver(SaveConfigCallback):
+    """Writes ``config.yaml`` into the run folder (the trainer's ``default_root_dir``), whatever the
+    loggers. Lightning's own writes it to the first logger's folder: for a W&B logger its
+    ``save_dir`` (the working directory by default), for a user's CSVLogger that logger's folder."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self.already_saved:
+            return
+        path = Path(trainer.default_root_dir) / self.config_filename
+        exists = trainer.strategy.broadcast(path.is_file() if trainer.is_global_zero else False)
+        if exists and not self.overwrite:  # a requeued SLURM job's folder: refuse on every rank
+            raise RuntimeError(f"{path} exists: not overwriting the config of an earlier run in the same folder")
+        if trainer.is_global_zero:
+            self.parser.save(self.config, str(path), skip_none=False, overwrite=self.overwrite,
+                             multifile=self.multifile)
+        self.already_saved = True
+
+
 def _help_epilog() -> str:
     """--help cannot list a subclass's options before one is chosen: say how to see them."""
     import lit_memo.data
@@ -129,6 +147,7 @@ class MemoCLI(LightningCLI):
             subclass_mode_model=True,
             subclass_mode_data=True,
             seed_everything_default=0,  # our choice: reproducible by default
+            save_config_callback=RunConfigSaver,
             save_config_kwargs={"overwrite": False},
             # exit_on_error=False: train.py prints one line instead of the 45-line usage
             # prog fixed: the --help text is cached, and must not carry the first caller's argv[0]
@@ -231,8 +250,13 @@ class MemoCLI(LightningCLI):
         if loggers is False:
             kwargs["logger"] = [self.tracker]  # no files, but the summary and the progress bar still see metrics
         else:
-            # CSV first: trainer.log_dir is the first logger's, so config.yaml lands in the run folder
+            # CSV first: trainer.log_dir (the first logger's) is then the run folder, for callbacks that write there
             user = [] if loggers in (None, True) else list(loggers) if isinstance(loggers, (list, tuple)) else [loggers]
+            for lg in user:
+                if isinstance(lg, WandbLogger) and lg._experiment is None and lg.save_dir in (None, "."):
+                    # save_dir left at its default, the working directory: the run's W&B files go in the
+                    # run folder instead (private attributes: WandbLogger has no setter; read at experiment start)
+                    lg._save_dir = lg._wandb_init["dir"] = str(self.run_dir)
             csv: list[Logger] = [] if any(isinstance(lg, CSVLogger) for lg in user) else [
                 CSVLogger(save_dir=str(self.run_dir), name="", version="")]
             if loggers in (None, True):
@@ -250,7 +274,7 @@ class MemoCLI(LightningCLI):
                 isinstance(cb, ProgressBar) for cb in callbacks):
             callbacks.append(GDStepProgressBar())
         kwargs["callbacks"] = callbacks
-        kwargs.setdefault("default_root_dir", str(self.run_dir))
+        kwargs["default_root_dir"] = str(self.run_dir)  # RunConfigSaver writes config.yaml here
         try:
             return super().instantiate_trainer(**kwargs)
         except (MisconfigurationException, ValueError, TypeError) as err:

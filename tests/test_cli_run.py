@@ -130,6 +130,25 @@ def test_name_in_a_config_file_names_the_run_and_the_command_line_wins(tmp_path)
         train.main([*TINY, "--config", str(named), out])
 
 
+@pytest.mark.parametrize("order", ["wandb_first", "csv_first"])
+def test_config_lands_in_the_run_folder_whatever_the_user_loggers(order, tmp_path, monkeypatch):
+    """Lightning writes config.yaml to the first logger's folder: a W&B logger's save_dir (the
+    working directory by default) or a user's CSVLogger's own folder."""
+    wandb = "  - class_path: pytorch_lightning.loggers.WandbLogger\n    init_args: {project: p}\n"
+    csv = f"  - class_path: pytorch_lightning.loggers.CSVLogger\n    init_args: {{save_dir: {tmp_path / 'csv'}}}\n"
+    loggers = tmp_path / "loggers.yaml"
+    loggers.write_text("trainer:\n  logger:\n" + (wandb + csv if order == "wandb_first" else csv + wandb))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    cli = train.main([*TINY, "--config", str(loggers), "--trainer.max_steps=10", f"--output_dir={tmp_path / 'runs'}"])
+    (run,) = folders(tmp_path / "runs")
+    assert run == cli.run_dir and "WandbLogger" in (run / "config.yaml").read_text()
+    assert list(cwd.iterdir()) == [] and not list((tmp_path / "csv").rglob("config.yaml"))
+    (wandb_logger,) = [lg for lg in cli.trainer.loggers if type(lg).__name__ == "WandbLogger"]
+    assert wandb_logger.save_dir == str(run)  # left at '.', its files go in the run folder too
+
+
 def test_failure_during_fit_marks_the_run_folder(tmp_path, monkeypatch):
     closed = []
     monkeypatch.setattr("lit_memo.cli.MemoCLI.close_loggers", lambda self, failed: closed.append(failed))
