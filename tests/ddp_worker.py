@@ -3,7 +3,9 @@
     python tests/ddp_worker.py OUT_DIR [train.py flags ...]
 
 Rank 1 perturbs its initial weights before fit: DDP must broadcast rank 0's, so the anchors and
-the trained weights still agree across ranks.
+the trained weights still agree across ranks. Each rank also records how many Python-level
+collectives (``torch.distributed.*``: Lightning's and torchmetrics' syncs, not DDP's own gradient
+all-reduce, which runs in C++) every training batch issued.
 """
 
 from __future__ import annotations
@@ -18,10 +20,36 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import train  # noqa: E402
 
+COLLECTIVES = ("all_reduce", "all_gather", "all_gather_into_tensor", "all_gather_object", "broadcast",
+               "broadcast_object_list", "barrier", "reduce", "reduce_scatter", "gather", "scatter")
+
+
+class CountCollectives(pl.Callback):
+    """Collectives per training batch, from this callback's batch start to its batch end (the
+    module's training step, its logging, the optimizer step; not the epoch-end hooks)."""
+
+    def __init__(self) -> None:
+        self.calls, self.per_batch, self._start = 0, [], None
+        for name in COLLECTIVES:
+            if hasattr(torch.distributed, name):
+                setattr(torch.distributed, name, self._counted(getattr(torch.distributed, name)))
+
+    def _counted(self, fn):
+        def wrapper(*args, **kwargs):
+            self.calls += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self._start = self.calls
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.per_batch.append(self.calls - self._start)
+
 
 class DumpState(pl.Callback):
-    def __init__(self, out: str) -> None:
-        self.out = Path(out)
+    def __init__(self, out: str, counter: CountCollectives) -> None:
+        self.out, self.counter = Path(out), counter
 
     def on_fit_start(self, trainer, module):
         # runs before the module's own on_fit_start: the weights DDP broadcast, before any step
@@ -34,6 +62,7 @@ class DumpState(pl.Callback):
             "anchors": module.constraint_anchors,
             "global_step": trainer.global_step,
             "stats": module.projection_stats,
+            "collectives": self.counter.per_batch,
         }
         torch.save(state, self.out / f"rank{trainer.global_rank}.pt")
 
@@ -45,7 +74,8 @@ def main() -> None:
         with torch.no_grad():
             for p in cli.model.parameters():
                 p.add_(torch.randn_like(p))
-    cli.trainer.callbacks.append(DumpState(out))
+    counter = CountCollectives()
+    cli.trainer.callbacks += [counter, DumpState(out, counter)]
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
 
 

@@ -25,7 +25,7 @@ def run(out, args, extra):
     (metrics,) = out.glob("runs/*/*/metrics.csv")
     with open(metrics) as f:
         rows = [r for r in csv.DictReader(f) if r.get("train/loss")]
-    logged = {int(float(r["step"])): (float(r["train/loss"]), float(r["train/loss_best"])) for r in rows}
+    logged = {int(float(r["step"])): {k: float(v) for k, v in r.items() if k.startswith("train/")} for r in rows}
     return logged, [torch.load(p, weights_only=False) for p in sorted(out.glob("rank*.pt"))]
 
 
@@ -46,8 +46,38 @@ def test_three_processes_on_500_samples_equal_one_process(tmp_path, config, step
             assert torch.allclose(r["params"][k], w, rtol=0, atol=2e-6), k
     # the logged loss is the whole batch's, at every logged step, and so is its running best
     assert sorted(ddp_log) == sorted(single_log) and len(single_log) >= 4
-    for step, (loss, best) in single_log.items():
-        assert ddp_log[step][0] == pytest.approx(loss, rel=1e-5), step
-        assert ddp_log[step][1] == pytest.approx(best, rel=1e-5), step
-    losses = [single_log[s][0] for s in sorted(single_log)]
-    assert [single_log[s][1] for s in sorted(single_log)] == [min(losses[:i + 1]) for i in range(len(losses))]
+    for step, row in single_log.items():
+        assert ddp_log[step]["train/loss"] == pytest.approx(row["train/loss"], rel=1e-5), step
+        assert ddp_log[step]["train/loss_best"] == pytest.approx(row["train/loss_best"], rel=1e-5), step
+    losses = [single_log[s]["train/loss"] for s in sorted(single_log)]
+    assert [single_log[s]["train/loss_best"] for s in sorted(single_log)] == [min(losses[:i + 1]) for i in range(len(losses))]
+
+
+@pytest.mark.slow
+def test_two_processes_sync_only_on_logging_steps(tmp_path):
+    """2 processes on 101 digits (shards of 51 and 50), one GD step per batch, a row every 4th step:
+    the same weights as one process, the same train/loss, train/loss_best and train/acc (the whole
+    batch's, not rank 0's shard), and no collective on the steps in between (the shards' sizes are
+    gathered once, at the first step), so a step costs only DDP's own gradient all-reduce."""
+    args = ["--config", "digits_narrow.yaml", "--data.init_args.subset_size=101", "--model.init_args.steps_per_batch=1",
+            "--trainer.max_steps=12", "--trainer.log_every_n_steps=4", *QUIET]
+    single_log, (single,) = run(tmp_path / "single", args, [])
+    ddp_log, ranks = run(tmp_path / "ddp", args, ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"])
+    assert len(ranks) == 2 and all(r["global_step"] == 12 for r in ranks)
+    for k, w in single["params"].items():
+        for r in ranks:
+            assert torch.allclose(r["params"][k], w, rtol=0, atol=2e-6), k
+    # one batch per epoch (full batch): Lightning's step column is the batch index
+    assert sorted(ddp_log) == sorted(single_log) == [3, 7, 11]
+    accs = [single_log[s]["train/acc"] for s in sorted(single_log)]
+    assert len(set(accs)) > 1, "the accuracy must move, or comparing it shows little"
+    for step, row in single_log.items():
+        assert ddp_log[step]["train/loss"] == pytest.approx(row["train/loss"], rel=1e-5), step
+        assert ddp_log[step]["train/loss_best"] == pytest.approx(row["train/loss_best"], rel=1e-5), step
+        assert ddp_log[step]["train/acc"] == row["train/acc"], step  # correct counts summed over the ranks
+    for r in ranks:
+        counts = r["collectives"]
+        assert len(counts) == 12 and counts[0] >= 1
+        assert all(counts[i] > 0 for i in single_log)  # the logged steps reduce loss and accuracy
+        assert [i for i, c in enumerate(counts[1:], 1) if c and i not in single_log] == [], counts
+    assert single["collectives"] == [0] * 12

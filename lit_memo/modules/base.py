@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
+from collections.abc import Sized
 from typing import Optional, Sequence
 
 import pytorch_lightning as pl
@@ -15,9 +17,11 @@ from pytorch_lightning.profilers import PassThroughProfiler
 from pytorch_lightning.strategies import SingleDeviceStrategy
 from pytorch_lightning.utilities.model_helpers import is_overridden
 from torch import nn
-from torchmetrics import MeanMetric
+from torch.utils.data import BatchSampler
+from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
+from lit_memo.data.base import RepeatedBatch
 from lit_memo.modules.mirrored import MirroredInitMixin
 from lit_memo.modules.projected import ProjectedOptimizerMixin
 from lit_memo.optim.constraints import BallConstraint, Constraint, OuterConstraint
@@ -29,6 +33,23 @@ SPLITS = ("train", "val", "test")
 
 
 _PER_STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+_PENDING_LIMIT = 1024  # unlogged training losses kept before they are folded into train/loss_best anyway
+
+
+def train_batch_sizes(loader) -> Optional[tuple[int, int, int]]:
+    """(batches per epoch, size of the first, size of the last) of one rank's training loader,
+    read from its sampler without iterating it; None where the loader does not tell."""
+    if isinstance(loader, RepeatedBatch):
+        n = len(loader.batch[1])  # (x, y), the same batch every time
+        return len(loader), n, n
+    batches = getattr(loader, "batch_sampler", None)
+    if type(batches) is not BatchSampler or not isinstance(batches.sampler, Sized):
+        return None
+    m, b = len(batches.sampler), batches.batch_size
+    k = m // b if batches.drop_last else -(-m // b)
+    if k < 1:
+        return None
+    return k, min(b, m), b if batches.drop_last or m % b == 0 else m % b
 
 
 def per_step_hooks_observed(trainer: pl.Trainer, module: pl.LightningModule) -> bool:
@@ -115,6 +136,12 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
         # nan_strategy nan: a diverged model's NaN loss is reported, not dropped with a warning (and not
         # "disable": torchmetrics 1.9 then ignores the weights)
         self.val_loss_mean, self.test_loss_mean = (MeanMetric(nan_strategy=float("nan")) for _ in range(2))
+        # training loss bookkeeping (see _train_share and _record_train_step)
+        self._shards: Optional[tuple] = None  # (train loader's weakref, weight, this rank's batch sizes) under DDP
+        self._pending_losses: list[torch.Tensor] = []  # this rank's (weighted) losses since the last fold
+        self._unlogged: Optional[tuple[torch.Tensor, torch.Tensor]] = None  # (out, y) of a step not yet logged
+        self._loss_best: Optional[torch.Tensor] = None
+        self._last_loss: Optional[torch.Tensor] = None
 
     # -- what a family subclass provides ---------------------------------------------------
     net: nn.Module
@@ -173,21 +200,21 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
 
     def _step(self, batch, split: str) -> torch.Tensor:
         x, y = batch
-        on_step = split == "train"
-        out, loss = self._train_forward_loss(x, y) if on_step else self._forward_loss(x, y)
-        if on_step:  # the loss of the whole (global) batch: logged, and its gradient is DDP's average
-            total, share = self._global_batch_loss(loss, len(y))
-            self._log_train_loss(total)
+        if split == "train":  # weighted so that DDP's gradient average is the whole batch's; logged on logging steps
+            out, loss = self._train_forward_loss(x, y)
+            share = self._train_share(len(y))
             loss = loss if share is None else loss * share
-        else:  # file val/test rows under the GD step, as _multi_step does for train
-            self.log("step", float(self.global_step), on_step=False, on_epoch=True)
-            mean = getattr(self, f"{split}_loss_mean")
-            mean.update(loss.detach(), len(y))
-            self.log(f"{split}/loss", mean, prog_bar=True, on_step=False, on_epoch=True)
+            self._record_train_step(loss, out, y)
+            return loss
+        out, loss = self._forward_loss(x, y)
+        self.log("step", float(self.global_step), on_step=False, on_epoch=True)  # rows under the GD step
+        mean = getattr(self, f"{split}_loss_mean")
+        mean.update(loss.detach(), len(y))
+        self.log(f"{split}/loss", mean, prog_bar=True, on_step=False, on_epoch=True)
         if self.task == "classification":
             acc = getattr(self, f"{split}_acc")
             acc(out.detach(), y)
-            self.log(f"{split}/acc", acc, prog_bar=True, on_step=on_step, on_epoch=not on_step)
+            self.log(f"{split}/acc", acc, prog_bar=True, on_step=False, on_epoch=True)
         return loss
 
     def training_step(self, batch, batch_idx: int) -> Optional[torch.Tensor]:
@@ -217,23 +244,20 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
             steps = min(steps, self.trainer.max_steps - self.global_step)
         if steps < 1:
             return None
-        share = self._global_batch_loss(None, len(y))[1]
+        share = self._train_share(len(y))
         for _ in range(steps):
             optimizer.zero_grad()
             out, loss = self._train_forward_loss(x, y)
+            loss = loss if share is None else loss * share
             if self._per_step_hooks_observed:
-                self.manual_backward(loss if share is None else loss * share)
+                self.manual_backward(loss)
                 optimizer.step()
             else:  # the same computation and step count, without dispatching hooks nobody overrides
                 loss.backward()
                 optimizer._on_before_step()  # Lightning's own step bookkeeping (global_step)
                 optimizer.optimizer.step()
                 optimizer._on_after_step()
-        self.log("step", float(self.global_step), on_step=True, on_epoch=False, logger=True, prog_bar=False)
-        self._log_train_loss(self._global_batch_loss(loss, len(y))[0])
-        if self.task == "classification":
-            self.train_acc(out.detach(), y)
-            self.log("train/acc", self.train_acc, prog_bar=True, on_step=True, on_epoch=False)
+        self._record_train_step(loss, out, y)  # the last step's
         scheduler = self.lr_schedulers()
         if scheduler is not None and self.lr_scheduler_interval == "step":
             for _ in range(steps):
@@ -241,34 +265,114 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
         return loss
 
     # -- the training loss of the whole batch, across DDP ranks -----------------------------
-    def _global_batch_loss(self, loss: Optional[torch.Tensor], n: int):
-        """(loss over all ranks' samples, weight for this rank's loss before backward).
+    def _train_share(self, n: int):
+        """The weight of this rank's mean loss before backward (None: none needed).
 
         DDP averages the ranks' gradients with equal weights, which is the gradient of the mean
         loss over all samples only when every rank holds as many (a full batch of n = 500 on 3
         ranks does not). Scaling rank r's mean loss by ``n_r * world / n`` makes the average
-        exact. One all-reduce of ``(n_r * loss_r, n_r)``; without DDP: ``(loss, None)``.
+        exact. The ranks' batch sizes are read from their train loaders and gathered once per
+        loader (first step, resume, a loader Lightning rebuilds), so a step adds no collective to
+        DDP's own; a loader that does not tell its sizes, or whose ranks' sizes change ratio
+        between batches, costs one all-reduce of ``n_r`` per step instead.
         """
-        world = self.trainer.world_size if self._trainer is not None else 1
-        if world == 1:
-            return (None if loss is None else loss.detach()), None
-        device = self.device if loss is None else loss.device
-        part = torch.zeros((), device=device) if loss is None else loss.detach() * n
-        sums = self.trainer.strategy.reduce(torch.stack([part, torch.tensor(float(n), device=device)]),
-                                            reduce_op="sum")
-        return sums[0] / sums[1], n * world / sums[1]
+        trainer = self._trainer
+        if trainer is None or trainer.world_size == 1:
+            return None
+        loader = trainer.train_dataloader
+        if self._shards is None or self._shards[0]() is not loader:  # a weak reference: dead once rebuilt
+            self._shards = (weakref.ref(loader), *self._gather_shards(loader))
+        _, share, sizes = self._shards
+        if sizes is None:
+            total = trainer.strategy.reduce(torch.tensor(float(n), device=self.device), reduce_op="sum")
+            return n * trainer.world_size / total
+        if n not in sizes:  # the other ranks' weights would be wrong too: stop rather than train off the gradient
+            raise RuntimeError(f"rank {trainer.global_rank} got a training batch of {n} samples, but its train loader "
+                               f"gives batches of {sorted(sizes)}; the DDP loss weights assume the loader's sizes "
+                               "(rebuild the loader between epochs, not inside one)")
+        return share
 
-    def _log_train_loss(self, loss: torch.Tensor) -> None:
-        """``train/loss`` and ``train/loss_best``, its running minimum (NaN-safe, kept on resume),
-        so a lucky endpoint of an oscillating run cannot pass for its result."""
-        best = getattr(self, "_loss_best", None)
-        self._loss_best = loss.clone() if best is None else torch.fmin(best.to(loss.device), loss)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+    def _gather_shards(self, loader) -> tuple[Optional[float], Optional[set[int]]]:
+        """(weight, this rank's batch sizes) from every rank's ``train_batch_sizes``: one all-gather;
+        (None, None) where the weight must be computed per step."""
+        trainer = self.trainer
+        local = train_batch_sizes(loader) or (-1, -1, -1)
+        rows = trainer.strategy.all_gather(torch.tensor(local, device=self.device)).reshape(-1, 3).tolist()
+        counts, first, last = zip(*rows)
+        if min(counts) < 1 or len(set(counts)) > 1 or any(f * sum(last) != m * sum(first) for f, m in zip(first, last)):
+            return None, None
+        rank = trainer.global_rank
+        share = None if len(set(first)) == len(set(last)) == 1 else last[rank] * trainer.world_size / sum(last)
+        return share, {first[rank], last[rank]}
+
+    def _record_train_step(self, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        """Keep a training step's loss (weighted by ``_train_share``), ``out`` and ``y``; reduce and
+        log them only on the steps Lightning logs (``log_every_n_steps``), as its loggers would
+        drop the others: no collective on the steps in between."""
+        self._pending_losses.append(loss.detach())
+        self._unlogged = (out.detach(), y)
+        if self._logs_this_step():
+            self._log_train()
+        elif len(self._pending_losses) >= _PENDING_LIMIT:  # bounded memory when nothing is logged
+            self._fold_losses()
+
+    def _logs_this_step(self) -> bool:
+        trainer = self._trainer
+        # Lightning's own test, which its LearningRateMonitor reads too
+        return trainer is not None and (trainer._logger_connector.should_update_logs or bool(trainer.fast_dev_run))
+
+    def _fold_losses(self) -> None:
+        """Turn the pending losses into whole-batch losses (the mean over ranks of the weighted ones:
+        one all-reduce for all of them), the latest into ``_last_loss``, and fold them into
+        ``_loss_best``, so the best covers every step, logged or not."""
+        if not self._pending_losses:
+            return
+        losses, self._pending_losses = torch.stack(self._pending_losses), []
+        if self._trainer is not None and self.trainer.world_size > 1:
+            losses = self.trainer.strategy.reduce(losses, reduce_op="mean")
+        best = self._loss_best
+        for loss in losses.unbind():
+            best = loss.clone() if best is None else torch.fmin(best.to(loss.device), loss)  # NaN-safe
+        self._loss_best, self._last_loss = best, losses[-1]
+
+    def _log_train(self) -> None:
+        """``train/loss``, ``train/loss_best`` (its running minimum, kept on resume, so a lucky
+        endpoint of an oscillating run cannot pass for its result) and ``train/acc``."""
+        self._fold_losses()
+        (out, y), self._unlogged = self._unlogged, None
+        if not self.automatic_optimization:  # x = GD steps, not batches
+            self.log("step", float(self.global_step), on_step=True, on_epoch=False, logger=True, prog_bar=False)
+        self.log("train/loss", self._last_loss, prog_bar=True, on_step=True, on_epoch=False)
         self.log("train/loss_best", self._loss_best, on_step=True, on_epoch=False)
+        self._log_train_acc(out, y)
+
+    def _log_train_acc(self, out: torch.Tensor, y: torch.Tensor) -> None:
+        if self.task == "classification":
+            self._log_step_metric("train/acc", self.train_acc, out, y)
+
+    def _log_step_metric(self, name: str, metric: Metric, *update_args) -> None:
+        """One step's value of a torchmetrics metric over all ranks' samples: its ``compute``
+        syncs the states (a step-logged metric object would give rank 0's shard only)."""
+        metric.reset()
+        metric.update(*update_args)
+        self.log(name, metric.compute(), prog_bar=True, on_step=True, on_epoch=False)
+        metric.reset()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        super().on_train_batch_end(outputs, batch, batch_idx)
+        # a callback that stops the fit makes Lightning log this step: it gets this step's values
+        if self._unlogged is not None and self._logs_this_step():
+            self._log_train()
+        self._unlogged = None
+
+    def on_train_end(self) -> None:
+        super().on_train_end()
+        self._fold_losses()  # every rank is here: the best covers the steps after the last log
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
-        if getattr(self, "_loss_best", None) is not None:
+        self._fold_losses()  # Lightning saves on every rank (save_checkpoint ends with a barrier)
+        if self._loss_best is not None:
             checkpoint["loss_best"] = self._loss_best.item()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -90,16 +90,14 @@ class DanielyModule(MemorizationModule):
         out, y = self._last
         acc = getattr(self, f"{split}_sign_acc")
         acc((out > 0).long(), (y > 0).long())  # sign(h) = y (h = 0 counts as -1)
-        on_step = split == "train"
-        self.log(f"{split}/acc", acc, prog_bar=True, on_step=on_step, on_epoch=not on_step)
+        self.log(f"{split}/acc", acc, prog_bar=True, on_step=False, on_epoch=True)
 
     def _step(self, batch, split: str) -> torch.Tensor:
         loss = super()._step(batch, split)
-        self._log_sign_acc(split)
+        if split != "train":  # train/acc: the base logs it on logging steps, over all ranks
+            self._log_sign_acc(split)
         return loss
 
-    def _multi_step(self, batch):
-        loss = super()._multi_step(batch)
-        if loss is not None:
-            self._log_sign_acc("train")
-        return loss
+    def _log_train_acc(self, out: torch.Tensor, y: torch.Tensor) -> None:
+        out = out.reshape(y.shape)
+        self._log_step_metric("train/acc", self.train_sign_acc, (out > 0).long(), (y > 0).long())
