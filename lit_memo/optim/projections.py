@@ -22,9 +22,25 @@ import torch
 TensorOrList = Union[torch.Tensor, Sequence[torch.Tensor]]
 Moved = Union[bool, torch.Tensor]  # a bool when read on the host, a 0-dim bool tensor when sync-free
 
-# A point within this relative distance of a boundary counts as inside: rounding of a projected
+# A point within a relative distance rtol of a boundary counts as inside: rounding of a projected
 # point to the weights' dtype must not make the next step's check project it (and move it) again.
+# float32/float64: RTOL. Half precision (float16, bfloat16): one rounding step is eps/2 relative,
+# far above 1e-6; the stored projected point, the differences x - c the ball check reads and the
+# two magnitudes V's spread check divides are all rounded, so rtol is 2 eps (bfloat16 1.6%,
+# float16 0.2%): see ``rtol_for``. (Entries rounded to nearest put a ball's point about
+# (eps ||W|| / r)^2 / 24 outside, relative: a radius below ~1.5% of ||W|| in bfloat16, ~0.5% in
+# float16, is finer than the dtype can hold, and such a ball is re-projected at every step.)
 RTOL = 1e-6
+
+
+def rtol_for(dtype: torch.dtype) -> float:
+    """The inside-tolerance for weights of ``dtype``: max(RTOL, 2 eps)."""
+    return max(RTOL, 2 * torch.finfo(dtype).eps)
+
+
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Half-precision weights are projected in float32, then rounded back (towards the centre)."""
+    return torch.float32 if torch.finfo(dtype).bits < 32 else dtype
 
 
 def _as_list(x: TensorOrList) -> list[torch.Tensor]:
@@ -67,7 +83,8 @@ def ball_distance(x: TensorOrList, center: TensorOrList) -> float:
 
 
 def _scale_down_to(s: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """The float64 scale ``s`` in ``dtype``, rounded towards 0 so the projected point never overshoots r."""
+    """The float64 scale ``s`` in ``dtype`` (float32 or float64), rounded towards 0 so the projected
+    point never overshoots r."""
     out = s.to(dtype)
     if dtype == torch.float32:
         out = torch.where(out.double() > s, torch.nextafter(out, torch.zeros_like(out)), out)
@@ -80,7 +97,9 @@ def project_ball_(x: TensorOrList, center: TensorOrList, radius: float, *, sync_
     ``y = lerp(c, x, s) = c + s (x - c)`` with ``s = r / ||x - c||`` outside the ball and exactly
     1 inside. ``lerp`` at weight 1 returns x bitwise, and it is accurate for any s (no
     cancellation when x is far outside); s is rounded down to the weights' dtype, so the result
-    lies in the ball up to the rounding of each stored entry.
+    lies in the ball up to the rounding of each stored entry. Half-precision weights are projected
+    in float32 (a bfloat16 scale near 1 would be off by up to 2^-9) and rounded to nearest.
+    A point within ``rtol_for(dtype)`` of the ball counts as inside.
     """
     check_radius(radius)
     xs, cs = _as_list(x), _as_list(center)
@@ -88,18 +107,23 @@ def project_ball_(x: TensorOrList, center: TensorOrList, radius: float, *, sync_
     if math.isinf(radius):
         return torch.zeros((), dtype=torch.bool, device=xs[0].device) if sync_free else False
     _, dist = _differences(xs, cs)
+    rtol = max(rtol_for(t.dtype) for t in xs)
     if sync_free:  # decided on the device: s is 1 inside, so the update below keeps x bitwise
-        moved = dist > radius * (1 + RTOL)
+        moved = dist > radius * (1 + rtol)
         scale = torch.where(moved, radius / dist, 1.0)
     else:
         d = dist.item()
-        if d <= radius * (1 + RTOL):
+        if d <= radius * (1 + rtol):
             return False
         moved, scale = True, torch.full((), radius / d, dtype=torch.float64, device=dist.device)
-    scale = _scale_down_to(scale, xs[0].dtype)
+    work = _work_dtype(xs[0].dtype)
+    scale = _scale_down_to(scale, work)
     with torch.no_grad():
         for a, c in zip(xs, cs):  # per tensor: _foreach_lerp would read a tensor weight back to the host
-            torch.lerp(c, a, scale, out=a)
+            if a.dtype == work:
+                torch.lerp(c, a, scale, out=a)
+            else:  # half precision: in float32, rounded to nearest when stored (at scale 1: a, bitwise)
+                a.copy_(torch.lerp(c.float(), a.float(), scale))
     return moved
 
 
@@ -120,7 +144,9 @@ def _outer_inside(v: torch.Tensor, zeta: float, gamma: float, rtol: float, sync_
     return inside
 
 
-def in_outer_set(v: torch.Tensor, zeta: float, gamma: float, rtol: float = RTOL) -> bool:
+def in_outer_set(v: torch.Tensor, zeta: float, gamma: float, rtol: Optional[float] = None) -> bool:
+    """Whether v lies in V, up to ``rtol`` (default ``rtol_for(v.dtype)``)."""
+    rtol = rtol_for(v.dtype) if rtol is None else rtol
     return bool(_outer_inside(v, zeta, gamma, rtol, sync_free=False))
 
 
@@ -178,7 +204,8 @@ def project_outer_(v: torch.Tensor, zeta: float, gamma: float, *, sync_free: Opt
     sync_free = _sync_free(sync_free, v)
     if v.numel() == 0:
         return torch.zeros((), dtype=torch.bool, device=v.device) if sync_free else False
-    moved = ~_outer_inside(v, zeta, gamma, RTOL, sync_free) if sync_free else not _outer_inside(v, zeta, gamma, RTOL, False)
+    rtol = rtol_for(v.dtype)
+    moved = ~_outer_inside(v, zeta, gamma, rtol, sync_free) if sync_free else not _outer_inside(v, zeta, gamma, rtol, False)
     if not sync_free and not moved:
         return False
     with torch.no_grad():
