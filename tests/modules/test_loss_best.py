@@ -6,6 +6,8 @@ import csv
 import math
 
 import pytest
+import pytorch_lightning as pl
+import torch
 from pytorch_lightning.loggers import CSVLogger
 
 from lit_memo.data import SyntheticDataModule
@@ -41,3 +43,32 @@ def test_loss_best_survives_a_checkpoint(make_trainer):
     fresh = make_module(1, lr=0.1)
     fresh.on_load_checkpoint(checkpoint)
     assert fresh._loss_best.item() == checkpoint["loss_best"]
+
+
+def fit_rows(make_trainer, path, every: int, stop_at: int = 0) -> dict[int, tuple[float, float]]:
+    class Stop(pl.Callback):  # stops the fit at a step Lightning would not log otherwise
+        def on_train_batch_end(self, trainer, *args):
+            trainer.should_stop = trainer.global_step == stop_at
+
+    torch.manual_seed(0)
+    module = make_module(1, lr=1.5)
+    trainer = make_trainer(max_steps=40, logger=CSVLogger(path, name="", version=""), log_every_n_steps=every,
+                           callbacks=[Stop()])
+    trainer.fit(module, datamodule=SyntheticDataModule(n=40, d=5, batches_per_epoch=10))
+    with open(path / "metrics.csv") as f:
+        return {int(r["step"]): (float(r["train/loss"]), float(r["train/loss_best"]))
+                for r in csv.DictReader(f) if r["train/loss"]}
+
+
+def test_rows_on_logging_steps_only_with_a_best_over_every_step(make_trainer, tmp_path):
+    """log_every_n_steps 4 (the loss is reduced only where a row is written): the rows of a run that
+    logs every step, at Lightning's logging steps; the best also covers the steps in between; a fit a
+    callback stops at another step still gets that step's row."""
+    each = fit_rows(make_trainer, tmp_path / "each", every=1)
+    every4 = fit_rows(make_trainer, tmp_path / "every4", every=4)
+    assert sorted(each) == list(range(40)) and sorted(every4) == list(range(3, 40, 4))
+    assert all(every4[s] == each[s] for s in every4)
+    logged_min = [min(every4[t][0] for t in every4 if t <= s) for s in sorted(every4)]
+    assert any(every4[s][1] < m for s, m in zip(sorted(every4), logged_min)), "a best between rows, or this shows nothing"
+    stopped = fit_rows(make_trainer, tmp_path / "stopped", every=4, stop_at=10)
+    assert stopped == {3: each[3], 7: each[7], 9: each[9]}  # global_step 10 after the 10th batch (index 9)
