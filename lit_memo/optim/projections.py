@@ -9,7 +9,14 @@ read a value back to the host: the inside-test and the scaling stay on the devic
 queue is never drained after an optimizer step, and "moved" is a 0-dim bool tensor on the device.
 On the CPU a host read costs nothing, so by default (``sync_free=None``) they read the
 inside-test there, skip the work when nothing moves and return a bool; both paths give bitwise
-the same weights.
+the same weights and the same "moved".
+
+Non-finite weights (a NaN or inf distance, a NaN or inf entry of v) are not projected and do not
+count as moved, in both paths: projecting would scatter NaN over the finite entries (a NaN
+scale) or reset them to the centre (r / inf = 0), and the divergence would look like a
+constraint at work. Left alone, it reaches the loss (``train/loss`` NaN/inf; a sweep marks the
+run ``diverged``) and ``constraint/<group>/distance`` reads NaN/inf. (The ball's update at scale 1
+turns an inf entry into NaN.)
 """
 
 from __future__ import annotations
@@ -109,13 +116,14 @@ def project_ball_(x: TensorOrList, center: TensorOrList, radius: float, *, sync_
     _, dist = _differences(xs, cs)
     rtol = max(rtol_for(t.dtype) for t in xs)
     if sync_free:  # decided on the device: s is 1 inside, so the update below keeps x bitwise
-        moved = dist > radius * (1 + rtol)
+        moved = (dist > radius * (1 + rtol)) & torch.isfinite(dist)
         scale = torch.where(moved, radius / dist, 1.0)
     else:
         d = dist.item()
         if d <= radius * (1 + rtol):
             return False
-        moved, scale = True, torch.full((), radius / d, dtype=torch.float64, device=dist.device)
+        moved = math.isfinite(d)  # NaN/inf: not projected, but the sync-free path's update at scale 1
+        scale = torch.full((), radius / d if moved else 1.0, dtype=torch.float64, device=dist.device)
     work = _work_dtype(xs[0].dtype)
     scale = _scale_down_to(scale, work)
     with torch.no_grad():
@@ -134,20 +142,22 @@ def project_ball(x: TensorOrList, center: TensorOrList, radius: float) -> Tensor
     return out[0] if isinstance(x, torch.Tensor) else out
 
 
-def _outer_inside(v: torch.Tensor, zeta: float, gamma: float, rtol: float, sync_free: bool) -> Moved:
-    """Whether v lies in V; a device tensor when sync-free, else a bool (the same float64 arithmetic)."""
-    lo, hi = torch.aminmax(v.detach().abs())
+def _outer_moved(v: torch.Tensor, zeta: float, gamma: float, rtol: float, sync_free: bool) -> Moved:
+    """Whether the projection onto V moves v: outside V and every entry finite (see the module's
+    docstring); a device tensor when sync-free, else a bool (the same float64 arithmetic)."""
+    lo, hi = torch.aminmax(v.detach().abs())  # NaN if any entry is NaN
     lo, hi = (lo.double(), hi.double()) if sync_free else (lo.item(), hi.item())
-    inside = lo >= zeta * (1 - rtol)
+    outside = lo < zeta * (1 - rtol)
     if not math.isinf(gamma):
-        inside = inside & (hi <= gamma * lo * (1 + rtol))
-    return inside
+        outside = outside | (hi > gamma * lo * (1 + rtol))
+    return outside & (torch.isfinite(hi) if sync_free else math.isfinite(hi))
 
 
 def in_outer_set(v: torch.Tensor, zeta: float, gamma: float, rtol: Optional[float] = None) -> bool:
     """Whether v lies in V, up to ``rtol`` (default ``rtol_for(v.dtype)``)."""
     rtol = rtol_for(v.dtype) if rtol is None else rtol
-    return bool(_outer_inside(v, zeta, gamma, rtol, sync_free=False))
+    lo, hi = (t.item() for t in torch.aminmax(v.detach().abs()))
+    return lo >= zeta * (1 - rtol) and (math.isinf(gamma) or hi <= gamma * lo * (1 + rtol))  # NaN: False
 
 
 def _outer_level(a: torch.Tensor, zeta: float, gamma: float) -> torch.Tensor:
@@ -205,7 +215,7 @@ def project_outer_(v: torch.Tensor, zeta: float, gamma: float, *, sync_free: Opt
     if v.numel() == 0:
         return torch.zeros((), dtype=torch.bool, device=v.device) if sync_free else False
     rtol = rtol_for(v.dtype)
-    moved = ~_outer_inside(v, zeta, gamma, rtol, sync_free) if sync_free else not _outer_inside(v, zeta, gamma, rtol, False)
+    moved = _outer_moved(v, zeta, gamma, rtol, sync_free)
     if not sync_free and not moved:
         return False
     with torch.no_grad():
