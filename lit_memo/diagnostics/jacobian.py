@@ -70,7 +70,10 @@ def jacobian_spectrum(model: nn.Module, inputs: torch.Tensor, params: ParamSpec 
     """Singular values of J (descending, float64): the ``min(k*C, #params)`` of ``svdvals(J)``."""
     gram = jacobian_gram(model, inputs, params, max_bytes=max_bytes)
     num_params = sum(p.numel() for p in split_params(model, params)[0].values())
-    eig = torch.linalg.eigvalsh(gram).flip(0)[: min(gram.shape[0], num_params)]
+    keep = min(gram.shape[0], num_params)
+    if not bool(torch.isfinite(gram).all()):  # NaN/inf weights or outputs (a diverged run): no spectrum exists
+        return gram.new_full((keep,), math.nan)
+    eig = torch.linalg.eigvalsh(gram).flip(0)[:keep]
     # rounding can leave eigenvalues of a PSD matrix slightly negative; they are zeros
     return eig.clamp_min(0).sqrt()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional
 
 import torch
@@ -42,5 +43,7 @@ def lanczos_extreme_eigenvalues(matvec: MatVec, dim: int, num_iter: int = 30, *,
     if n > 1:
         off = torch.stack(betas[: n - 1])
         t = t + torch.diag(off, 1) + torch.diag(off, -1)
+    if not bool(torch.isfinite(t).all()):  # NaN/inf weights (a diverged run): eigvalsh would fail to converge
+        return math.nan, math.nan
     ritz = torch.linalg.eigvalsh(t)
     return float(ritz[0]), float(ritz[-1])

@@ -30,7 +30,10 @@ def numerical_rank(singular_values: torch.Tensor, rtol: float, atol: float = 0.0
 
 
 def spectrum_summary(singular_values: torch.Tensor, rtol: float, atol: float = 0.0) -> dict[str, float]:
-    """sigma_min, sigma_max, rank and condition number ``sigma_max / sigma_min`` (inf when singular)."""
+    """sigma_min, sigma_max, rank and condition number ``sigma_max / sigma_min`` (inf when singular);
+    all NaN for a NaN spectrum (a diverged run's), rather than a rank of 0."""
+    if bool(torch.isnan(singular_values).any()):
+        return dict.fromkeys(("sigma_min", "sigma_max", "rank", "condition"), math.nan)
     lo, hi = float(singular_values.min()), float(singular_values.max())
     return {
         "sigma_min": lo,

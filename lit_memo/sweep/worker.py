@@ -40,10 +40,16 @@ def load_train():
 
 
 def init_worker(threads: int) -> None:
+    import logging
+
     import torch
 
     torch.set_num_threads(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    # Lightning's per-Trainer info lines ("GPU available", tips), once per member, drown the progress
+    # bar; warnings and errors still show, and each cell's outcome is in the results table
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run_folders(cell_dir: Path) -> list[Path]:

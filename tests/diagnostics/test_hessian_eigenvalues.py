@@ -90,3 +90,11 @@ def test_state_and_global_rng_untouched():
     assert [m.training for m in model.modules()] == flags
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_nan_operator_gives_nan_extremes_not_an_error():
+    """A diverged run's Hessian-vector products are NaN: eigvalsh would fail to converge."""
+    from lit_memo.diagnostics.lanczos import lanczos_extreme_eigenvalues
+
+    lo, hi = lanczos_extreme_eigenvalues(lambda v: v * float("nan"), dim=6, num_iter=6)
+    assert lo != lo and hi != hi

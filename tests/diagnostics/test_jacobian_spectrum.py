@@ -89,3 +89,16 @@ def test_duplicated_hidden_units_report_rank_deficiency(dtype):
     rank = numerical_rank(sv, rtol)
     assert rank == d == int(torch.linalg.matrix_rank(explicit_jacobian(net.double(), x.double(), ["hidden"])))
     assert float(sv[-1]) <= rtol * float(sv[0])
+
+
+def test_nan_weights_give_a_nan_spectrum_not_an_error():
+    """A diverged run's weights: eigvalsh would fail to converge; the spectrum is NaN, and so is every summary value."""
+    from lit_memo.diagnostics import spectrum_summary
+
+    model, x = MODELS["mlp"]()
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    sv = jacobian_spectrum(model, x)
+    assert sv.shape == torch.linalg.svdvals(explicit_jacobian(*MODELS["mlp"]())).shape and torch.isnan(sv).all()
+    summary = spectrum_summary(sv, rtol=1e-6)
+    assert all(v != v for v in summary.values()), summary
