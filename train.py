@@ -305,6 +305,7 @@ def _exit(err: BaseException, line: str):
 
 def run(cli):
     """Fit, test, and close the run folder: summary on success, a ``FAILED`` file otherwise."""
+    from lit_memo.callbacks.divergence import diverged_at
     from lit_memo.run_summary import build_summary, finish_run, format_summary, mark_failed
 
     trainer, run_dir = cli.trainer, cli.run_dir
@@ -314,6 +315,8 @@ def run(cli):
         trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
         if trainer.interrupted:
             raise KeyboardInterrupt
+        if diverged_at(trainer) is not None:  # lit_memo.callbacks.DivergenceStop ended the fit on a NaN/inf loss
+            status = "diverged"
         if cli.config.run_test and cli.datamodule.has_test:
             (test_metrics,) = trainer.test(cli.model, datamodule=cli.datamodule, verbose=False) or [{}]
     except (KeyboardInterrupt, SystemExit) as err:

@@ -400,10 +400,11 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
         self._step(batch, "test")
 
     def configure_callbacks(self):
-        # PerturbedGD's stopping rule ends the fit through this callback (a no-op with other optimizers)
-        from lit_memo.callbacks import PerturbedGDCallback  # lazy: lit_memo.callbacks imports lit_memo.modules' deps
+        # PerturbedGD's stopping rule ends the fit through this callback (a no-op with other optimizers);
+        # a NaN/inf training loss ends it through the other
+        from lit_memo.callbacks import DivergenceStop, PerturbedGDCallback  # lazy: lit_memo.callbacks imports our deps
 
-        return [PerturbedGDCallback()]
+        return [PerturbedGDCallback(), DivergenceStop()]
 
     def configure_optimizers(self):
         hidden, outer = self.hidden_parameters(), self.outer_parameters()
