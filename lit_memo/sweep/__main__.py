@@ -25,6 +25,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--eps", type=float, default=1e-3, help="'memorizes' means final train loss < eps")
     parser.add_argument("--write_wandb", action=ActionYesNo, default=False, help="write the W&B sweep file(s) next to the sweep file")
     parser.add_argument("--progress", action=ActionYesNo, default=True, help="tqdm bar over cells (--no_progress: none)")
+    parser.add_argument("--retry_failed", action=ActionYesNo, default=False,
+                        help="run the failed cells again (from their last.ckpt where one exists), e.g. after a fix")
     return parser
 
 
@@ -46,14 +48,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         raise SystemExit(f"error: {err}") from err
     try:
         table = run_sweep(spec, jobs=args.jobs, batching=args.batching, compile=args.compile, progress=args.progress,
-                          threads=args.threads)
+                          threads=args.threads, retry_failed=args.retry_failed)
     except KeyboardInterrupt:
         print(f"lit_memo.sweep: interrupted; finished runs are in {table_path(spec)}, re-run to resume", file=sys.stderr)
         return 130
     except ValueError as err:
         raise SystemExit(f"error: {err}") from err
     failed = sum(r.get("status") == "failed" for r in table.rows.values())
-    print(f"{len(table.rows)} runs in {table_path(spec)} ({failed} failed)")
+    print(f"{len(table.rows)} runs in {table_path(spec)} ({failed} failed"
+          + ("; --retry_failed runs them again)" if failed else ")"))
     return 0
 
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from lit_memo.sweep.batched import BATCHABLE_KEYS
 from lit_memo.sweep.spec import SweepSpec, cell_id
 from lit_memo.sweep.table import ResultsTable
-from lit_memo.sweep.worker import init_worker, load_train, read_result, run_cell
+from lit_memo.sweep.worker import RESULT, init_worker, load_train, read_result, run_cell
 
 # A batched group's activations (members x n x width floats) should stay in the last-level
 # cache a core can use; beyond it the stacked step loses to single members (issue 11's
@@ -74,8 +74,9 @@ def plan(spec: SweepSpec, cells: list[dict[str, Any]], batching: str) -> tuple[l
 
 
 def run_sweep(spec: SweepSpec, jobs: int = 1, batching: Optional[str] = None, compile: str = "auto",
-              progress: bool = True, threads: int = 1) -> ResultsTable:
-    """Run the missing cells of ``spec``; returns the results table (also on disk).
+              progress: bool = True, threads: int = 1, retry_failed: bool = False) -> ResultsTable:
+    """Run the missing cells of ``spec`` (and the failed ones with ``retry_failed``); returns the
+    results table (also on disk).
 
     ``threads``: torch threads per worker. One by default: these nets are small, and on a shared
     machine a 2-thread OpenMP region waits on the busy core (measured 10-70x slower steps)."""
@@ -86,6 +87,13 @@ def run_sweep(spec: SweepSpec, jobs: int = 1, batching: Optional[str] = None, co
     table = open_table(spec)
     cells = spec.cells()
     cells_dir = spec.root / "cells"
+    if retry_failed:  # forget the failures (rows and result files); their run folders stay, to resume from
+        failed = [cid for cid, row in table.rows.items() if row.get("status") == "failed"]
+        for cid in failed:
+            (cells_dir / cid / RESULT).unlink(missing_ok=True)
+            del table.rows[cid]
+        if failed:
+            table.write()
     recovered = []
     for cell in cells:  # finished after the last table write (the sweep was killed in between)
         cid = cell_id(cell)

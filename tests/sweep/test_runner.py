@@ -17,6 +17,7 @@ import yaml
 
 from conftest import ROOT
 from lit_memo.sweep import load_sweep, run_sweep, summarize
+from lit_memo.sweep.spec import cell_id
 from lit_memo.sweep.worker import read_metrics, run_cell
 
 TINY_FLAGS = {"trainer.callbacks": [], "wandb_mode": "disabled", "data.init_args.n": 40, "data.init_args.d": 5,
@@ -67,6 +68,14 @@ def test_tiny_grid_writes_table_records_failures_and_skips_finished(tmp_path, mo
     again = run_sweep(load_sweep(sweep, tmp_path / "out"), jobs=0, progress=False)
     assert again.rows.keys() == table.rows.keys()
     assert (tmp_path / "out" / "tiny" / "results.csv").read_text() == before
+    # --retry_failed runs exactly the failed cells again
+    submitted = []
+    monkeypatch.setattr(runner, "_submit", lambda pool, spec, group, *a: submitted.extend(group) or pool.submit(
+        lambda: [{"cell": cell_id(c), "status": "failed", "error": "again", "run_dir": ""} for c in group]))
+    retried = run_sweep(load_sweep(sweep, tmp_path / "out"), jobs=0, progress=False, retry_failed=True)
+    assert sorted((c["model.init_args.width"], c["model.init_args.lr_hidden"]) for c in submitted) == [(9, 0.05), (9, 0.1)]
+    assert retried.rows.keys() == table.rows.keys()
+    assert {r["status"] for r in retried.rows.values() if r.get("error") == "again"} == {"failed"}
 
 
 def test_batched_members_equal_runs_through_train_py(tmp_path):
