@@ -228,6 +228,8 @@ class MemoCLI(LightningCLI):
         ckpt = None
         if cfg.ckpt_path is not None:
             ckpt = preflight.check_checkpoint(cfg.ckpt_path, self.model, cfg.allow_resume_changes)
+            if cfg.allow_resume_changes:  # accepted here: the mixin would refuse a ball without an anchor again
+                self.model.allow_anchor_recapture = True
         self.run_dir, created = self._make_run_dir(Path(cfg.output_dir) / self.run_name)
         try:
             trainer = self._build_trainer(**kwargs)

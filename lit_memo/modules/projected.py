@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import warnings
 from typing import Any, Callable, Iterable, Optional, Union
 
 import torch
@@ -29,6 +30,9 @@ class ProjectedOptimizerMixin:
     after DDP has broadcast rank 0's parameters, so they are identical on every rank. They are
     kept out of the module's state_dict (DDP would re-broadcast buffers at every step) and saved
     in the checkpoint under ``"constraint_anchors"``; resuming restores them, never re-captures.
+    A fit resumed from a checkpoint that lacks a ball's anchor raises ``RuntimeError`` (the ball
+    would be centred on the resume point); set ``allow_anchor_recapture = True`` to accept that,
+    with a warning. Loading such a checkpoint for anything but a fit is fine.
     At fit start every constrained tensor must be a trainable parameter of the module, in one
     group only; anything else raises ``ValueError`` before the first step.
 
@@ -44,6 +48,7 @@ class ProjectedOptimizerMixin:
     """
 
     projection_sync_free: Optional[bool] = None
+    allow_anchor_recapture: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -186,6 +191,24 @@ class ProjectedOptimizerMixin:
     def _load_anchors(self, checkpoint: dict[str, Any]) -> None:
         if _CKPT_KEY in checkpoint:
             self._constraint_anchors = {k: list(v) for k, v in checkpoint[_CKPT_KEY].items()}
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and trainer.state.fn == "fit":  # a resumed fit (not load_from_checkpoint, test, ...)
+            self._check_resumed_anchors(checkpoint, trainer.ckpt_path)
+
+    def _check_resumed_anchors(self, checkpoint: dict[str, Any], path: Any) -> None:
+        saved = checkpoint.get(_CKPT_KEY) or {}
+        missing = [name for name, group in self._groups().items() if group.needs_anchor and name not in saved]
+        if not missing:
+            return
+        what = (f"resuming fit from {path}: the checkpoint holds no anchor (the initial weights the ball is centred "
+                f"on) for constraint group(s) {', '.join(missing)}, so the ball would be centred on the resume point")
+        if not self.allow_anchor_recapture:
+            raise RuntimeError(f"{what}. Resume from a checkpoint this module wrote with these groups (it saves their "
+                               "anchors under 'constraint_anchors'), or set allow_anchor_recapture = True on the "
+                               "module to accept balls centred on the resume point")
+        warnings.warn(f"{what} (accepted: allow_anchor_recapture is True)", stacklevel=2)
+        for name in missing:  # captured again at fit start: the resume point
+            self.constraint_anchors.pop(name, None)
 
     # -- Lightning hooks -------------------------------------------------------------------
     # Inside a wrapped subclass hook (which called super()) the wrapper does the part once, after
