@@ -30,8 +30,9 @@ for exp in "$@"; do
     ge_random)  # Ge et al. Figs. 9/10 at CPU size: random digits as labels, with and without the noise
       train ge_random noise0.01 --config ge_mnist_quadratic_random_labels.yaml
       train ge_random original --config ge_mnist_quadratic_random_labels.yaml --data.init_args.noise_std=0 ;;
-    ge_pca)  # Ge et al. Fig. 8 at CPU size (the config's 6,000 digits): three-layer net on PCA-100 + noise
-      train ge_pca noise0.05 --config ge_mnist_pca_three_layer.yaml ;;
+    ge_pca)  # Ge et al. Figs. 8/10 at CPU size (the configs' 6,000 digits): three-layer net on PCA-100 + noise
+      train ge_pca noise0.05 --config ge_mnist_pca_three_layer.yaml
+      train ge_pca random_noise0.05 --config ge_mnist_pca_three_layer_random_labels.yaml ;;
     daniely)  # Daniely (2020): zero-output init, only W trains, n = 1000 random +-1 labels, d = 50
       train daniely q80 --config daniely_random_labels.yaml ;;
     table3)  # Zhang et al. Table 3 at CPU size: random-label CIFAR-10, 1,000 images, widths < n
