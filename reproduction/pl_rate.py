@@ -146,7 +146,7 @@ def compare(run: Run) -> dict:
         "interval_holds": int(np.sum(run.loss[1:] <= step_bound * (1 + 1e-6))),
         "intervals": len(step_bound),
         "rate_measured": -(math.log(run.loss[-1]) - math.log(run.loss[0])) / span,
-        "rate_bound": -(math.log(bound[-1]) - math.log(bound[0])) / span,
+        "rate_bound": -(math.log(max(bound[-1], np.finfo(float).tiny)) - math.log(bound[0])) / span,  # 0: 2 eta lambda >= n
         "eta_beta_max": run.lr * float(np.max(run.hessian_max)) if len(run.hessian_max) else float("nan"),
         "sigma_min_range": (float(sig.min()), float(sig.max())),
         "sigma_jump": float(np.max(np.abs(np.diff(sig)) / sig[:-1])) if len(sig) > 1 else 0.0,
