@@ -20,17 +20,14 @@ class PerturbedGDCallback(Callback):
     algorithm's output). Does nothing when no optimizer is a :class:`PerturbedGD`.
 
     lit_memo's modules attach it themselves (``configure_callbacks``); in another Lightning
-    project pass it to the Trainer. PerturbedGD is full-batch gradient descent on one process:
-    under several processes each would decide on its own loss, so that is refused.
+    project pass it to the Trainer. Under DDP every rank's optimizer stops at the same step (its
+    decisions read the all-reduced loss and DDP's averaged gradients), so every rank ends the fit.
     """
 
     def __init__(self) -> None:
         self.reported = False
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if perturbed_gd_optimizers(trainer) and trainer.world_size > 1:
-            raise RuntimeError("PerturbedGD runs on one process (its stopping rule reads the local loss); "
-                               "set trainer.devices: 1 and num_nodes: 1")
         self.reported = False
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,

@@ -13,6 +13,13 @@ the optimizer works from a config (``model.init_args.optimizer``) as any other. 
 ``step`` still runs the closure (Lightning expects it) but moves nothing; the
 :class:`lit_memo.callbacks.PerturbedGDCallback` (attached by lit_memo's modules, add it yourself
 elsewhere) ends the fit and logs ``pgd/perturbations`` and why it stopped.
+
+Under DDP (several processes, one ``torch.distributed`` group) every rank takes the same
+decisions on the same numbers, so the run equals the one-process run: DDP has already averaged
+the gradients (the same on every rank, so is their norm), the objective's value for the stopping
+rule is the mean of the ranks' closure losses (one all-reduce per evaluation: the whole batch's
+loss when the ranks' losses are weighted as DDP's gradient average assumes), and the
+perturbations come from a generator seeded alike on every rank.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Optional
 
 import torch
+import torch.distributed as dist
 from torch.optim import Optimizer
 
 THEORY_ARGS = ("l", "rho", "eps", "delta_f")
@@ -143,12 +151,18 @@ class PerturbedGD(Optimizer):
 
     @staticmethod
     def _evaluate(closure: Callable) -> torch.Tensor:
+        """The objective at the current point (gradients left in ``.grad``), the same on every rank:
+        the mean of the ranks' losses under several processes, as DDP averages their gradients."""
         with torch.enable_grad():
             loss = closure()
         if loss is None:
             raise RuntimeError("PerturbedGD: the closure returned no loss; it must return the objective's value "
                                "(in Lightning: training_step must return the loss)")
-        return torch.as_tensor(loss).detach()
+        loss = torch.as_tensor(loss).detach().clone()
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(loss)
+            loss /= dist.get_world_size()
+        return loss
 
     # -- the algorithm -----------------------------------------------------------------------
     @torch.no_grad()
