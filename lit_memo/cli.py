@@ -259,8 +259,9 @@ class MemoCLI(LightningCLI):
                     # save_dir left at its default, the working directory: the run's W&B files go in the
                     # run folder instead (private attributes: WandbLogger has no setter; read at experiment start)
                     lg._save_dir = lg._wandb_init["dir"] = str(self.run_dir)
-            csv: list[Logger] = [] if any(isinstance(lg, CSVLogger) for lg in user) else [
-                CSVLogger(save_dir=str(self.run_dir), name="", version="")]
+            # the run folder's metrics.csv (summary, reports), also next to a user's CSVLogger writing elsewhere
+            ours = any(isinstance(lg, CSVLogger) and Path(lg.log_dir).resolve() == self.run_dir.resolve() for lg in user)
+            csv: list[Logger] = [] if ours else [CSVLogger(save_dir=str(self.run_dir), name="", version="")]
             if loggers in (None, True):
                 mode = wandb_mode(self.config.wandb_mode)
                 if mode != "disabled":

@@ -145,6 +145,7 @@ def test_config_lands_in_the_run_folder_whatever_the_user_loggers(order, tmp_pat
     (run,) = folders(tmp_path / "runs")
     assert run == cli.run_dir and "WandbLogger" in (run / "config.yaml").read_text()
     assert list(cwd.iterdir()) == [] and not list((tmp_path / "csv").rglob("config.yaml"))
+    assert (run / "metrics.csv").is_file() and list((tmp_path / "csv").rglob("metrics.csv"))  # the user's too
     (wandb_logger,) = [lg for lg in cli.trainer.loggers if type(lg).__name__ == "WandbLogger"]
     assert wandb_logger.save_dir == str(run)  # left at '.', its files go in the run folder too
 
