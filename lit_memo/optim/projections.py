@@ -14,8 +14,8 @@ the same weights and the same "moved".
 Non-finite weights (a NaN or inf distance, a NaN or inf entry of v) are not projected and do not
 count as moved, in both paths: projecting would scatter NaN over the finite entries (a NaN
 scale) or reset them to the centre (r / inf = 0), and the divergence would look like a
-constraint at work. Left alone, it reaches the loss (``train/loss`` NaN/inf; a sweep marks the
-run ``diverged``) and ``constraint/<group>/distance`` reads NaN/inf. (The ball's update at scale 1
+constraint at work. Left alone, it reaches the loss, where ``lit_memo.callbacks.DivergenceStop``
+ends the fit (the run is reported *diverged*), and ``constraint/<group>/distance`` reads NaN/inf. (The ball's update at scale 1
 turns an inf entry into NaN.)
 """
 
