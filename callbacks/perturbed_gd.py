@@ -28,6 +28,12 @@ class PerturbedGDCallback(Callback):
         self.reported = False
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if perturbed_gd_optimizers(trainer) and trainer.world_size > 1:
+            bases = {cls.__name__ for cls in type(trainer.strategy).__mro__}
+            if "DDPStrategy" not in bases or "DeepSpeedStrategy" in bases:
+                # sharded parameters would give each rank its own ball and gradient norm
+                raise RuntimeError(f"PerturbedGD runs on one process or under DDP (each rank a full copy of the "
+                                   f"parameters), not under {type(trainer.strategy).__name__}; set trainer.strategy: ddp")
         self.reported = False
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,

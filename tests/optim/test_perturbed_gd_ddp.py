@@ -48,3 +48,23 @@ def test_two_processes_perturb_and_stop_as_one_process(tmp_path):
     # the ranks hold the very same weights (the same draws and steps, not merely close ones)
     for k in single["params"]:
         assert torch.equal(ranks[0]["params"][k], ranks[1]["params"][k]), k
+
+
+@pytest.mark.parametrize("strategy", ["FSDPStrategy", "DeepSpeedStrategy"])
+def test_sharded_strategies_are_refused(strategy):
+    """A rank of FSDP or DeepSpeed holds a shard of the parameters: its ball and gradient norm would
+    be its own. DDP (full copies) is accepted."""
+    from types import SimpleNamespace
+
+    import pytorch_lightning.strategies as strategies
+
+    from lit_memo.callbacks import PerturbedGDCallback
+    from lit_memo.optim import PerturbedGD
+
+    opt = PerturbedGD([torch.nn.Parameter(torch.zeros(3))], lr=0.1, radius=0.1, g_thres=0.1, f_thres=0.1, t_thres=2)
+    cls = getattr(strategies, strategy)
+    fake = SimpleNamespace(optimizers=[opt], world_size=2, strategy=cls.__new__(cls))
+    with pytest.raises(RuntimeError, match=f"not under {strategy}; set trainer.strategy: ddp"):
+        PerturbedGDCallback().on_train_start(fake, None)
+    ddp = strategies.DDPStrategy.__new__(strategies.DDPStrategy)
+    PerturbedGDCallback().on_train_start(SimpleNamespace(optimizers=[opt], world_size=2, strategy=ddp), None)
