@@ -260,7 +260,8 @@ class MemoCLI(LightningCLI):
                     # run folder instead (private attributes: WandbLogger has no setter; read at experiment start)
                     lg._save_dir = lg._wandb_init["dir"] = str(self.run_dir)
             # the run folder's metrics.csv (summary, reports), also next to a user's CSVLogger writing elsewhere
-            ours = any(isinstance(lg, CSVLogger) and Path(lg.log_dir).resolve() == self.run_dir.resolve() for lg in user)
+            ours = any(isinstance(lg, CSVLogger) and Path(lg.log_dir).resolve() == self.run_dir.resolve()
+                       for lg in user)
             csv: list[Logger] = [] if ours else [CSVLogger(save_dir=str(self.run_dir), name="", version="")]
             if loggers in (None, True):
                 mode = wandb_mode(self.config.wandb_mode)

@@ -15,8 +15,8 @@ Non-finite weights (a NaN or inf distance, a NaN or inf entry of v) are not proj
 count as moved, in both paths: projecting would scatter NaN over the finite entries (a NaN
 scale) or reset them to the centre (r / inf = 0), and the divergence would look like a
 constraint at work. Left alone, it reaches the loss, where ``lit_memo.callbacks.DivergenceStop``
-ends the fit (the run is reported *diverged*), and ``constraint/<group>/distance`` reads NaN/inf. (The ball's update at scale 1
-turns an inf entry into NaN.)
+ends the fit (the run is reported *diverged*), and ``constraint/<group>/distance`` reads NaN/inf.
+(The ball's update at scale 1 turns an inf entry into NaN.)
 """
 
 from __future__ import annotations

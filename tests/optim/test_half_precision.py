@@ -56,7 +56,8 @@ def test_projected_half_outer_is_a_fixed_point(dtype, zeta, gamma):
     for _ in range(5):
         v = (torch.randn(64, generator=g) * 0.2).to(dtype)
         a, b = v.clone(), v.clone()
-        assert bool(project_outer_(a, zeta, gamma, sync_free=False)) == bool(project_outer_(b, zeta, gamma, sync_free=True))
+        moved_a, moved_b = project_outer_(a, zeta, gamma, sync_free=False), project_outer_(b, zeta, gamma, sync_free=True)
+        assert bool(moved_a) == bool(moved_b)
         assert torch.equal(a, b) and in_outer_set(a, zeta, gamma)
         for sync_free in (False, True):
             again = a.clone()
