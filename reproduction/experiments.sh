@@ -41,11 +41,18 @@ for exp in "$@"; do
           --model.init_args.activation=$act --model.init_args.width=$width --trainer.max_epochs=100 \
           --data.init_args.pipeline=tensor --model.init_args.lr_scheduler.init_args.milestones='[50,75]'
       done; done ;;
-    mnist_mlp)  # Zhang et al. Fig. 7 at CPU size: 5,000 MNIST images, 5 epochs, width-2 in {32, 118, 512}
-      for width in 32 118 512; do for regime in ours regular; do
-        train mnist_mlp "${regime}_$width" --config mnist_mlp_${regime/ours/narrow}.yaml \
+    mnist_mlp)  # Zhang et al. Fig. 7 at CPU size: 5,000 MNIST images, 5 epochs, width-2 in {32, 118, 512},
+      # 3 training seeds (seed_everything: init and batch order; the data seed, i.e. the subset, stays 0)
+      for seed in 0 1 2; do for width in 32 118 512; do for regime in ours regular; do
+        train mnist_mlp "${regime}_$width$([ $seed = 0 ] || echo _s$seed)" --config mnist_mlp_${regime/ours/narrow}.yaml \
           --data.init_args.subset_size=5000 --trainer.max_epochs=5 --model.init_args.hidden_widths="[1024,$width]" \
-          --model.init_args.lr_scheduler.init_args.T_max=5
+          --model.init_args.lr_scheduler.init_args.T_max=5 --seed_everything=$seed
+      done; done; done ;;
+    zcifar)  # Zhang et al. Fig. 8 at CPU size: ResNet-18, 256 CIFAR-10 images, 25 epochs (50 steps), layer4 64 vs 512
+      for width in 64 512; do for regime in ours regular; do
+        train zcifar "${regime}_$width" --config resnet18_${regime/ours/narrow}.yaml \
+          --data.init_args.subset_size=256 --trainer.max_epochs=25 --model.init_args.layer4_width=$width \
+          --model.init_args.lr_scheduler.init_args.T_max=25 --trainer.log_every_n_steps=1
       done; done ;;
     *) echo "unknown experiment $exp" >&2; exit 2 ;;
   esac
