@@ -49,7 +49,11 @@ def first_samples(trainer: pl.Trainer, k: int, device: torch.device) -> tuple[to
         batch = [torch.cat(tensors)[:k] for tensors in zip(*parts)]
     if isinstance(batch, torch.Tensor):
         batch = (batch,)
-    return tuple(t.to(device) for t in batch)
+    # the dtype Lightning gives training batches (float64 under 64-true, half under 16-true): the
+    # probes bypass its batch transfer, and a float32 probe would not multiply with float64 weights
+    plugin = getattr(trainer, "precision_plugin", None)
+    convert = plugin.convert_input if plugin is not None else (lambda t: t)
+    return tuple(convert(t.to(device)) if t.is_floating_point() else t.to(device) for t in batch)
 
 
 def select_params(pl_module: pl.LightningModule, names: Optional[Sequence[str]], default_groups: bool) -> Optional[list]:

@@ -191,3 +191,27 @@ def test_hessian_callback_needs_a_loss(make_trainer):
 def test_invalid_arguments(make):
     with pytest.raises(ValueError):
         make()
+
+
+def test_every_diagnostic_runs_in_float64(tmp_path):
+    """Under precision 64-true the probes must be float64 like the weights (they were float32 and the
+    Jacobian's matmul failed); sigma_min then equals the explicit float64 computation."""
+    pl.seed_everything(0)
+    jac = JacobianRankCallback(every_n_steps=EVERY, num_probes=16)
+    callbacks = [jac, ConstraintBoundaryCallback(every_n_steps=EVERY),
+                 HessianEigenCallback(every_n_steps=EVERY, batch_size=32, num_iter=10),
+                 NTKDriftCallback(every_n_steps=EVERY, num_probes=8)]
+    model = make_module()
+    data = SyntheticDataModule(n=64, d=5, batches_per_epoch=4)
+    trainer = pl.Trainer(accelerator="cpu", precision="64-true", max_steps=MAX_STEPS, callbacks=callbacks,
+                         logger=CSVLogger(str(tmp_path), name="", version=""), log_every_n_steps=1,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, data)
+    assert next(model.parameters()).dtype == torch.float64
+    probes = first_samples(trainer, 16, torch.device("cpu"))
+    assert probes[0].dtype == torch.float64
+    rows = read_metrics(tmp_path)
+    expected = float(jacobian_spectrum(model, probes[0]).min())  # the default: both constrained groups = all weights
+    assert value(rows, "jacobian/sigma_min", MAX_STEPS) == pytest.approx(expected, rel=1e-9)
+    for key in ("hessian/lambda_min", "ntk/drift", "constraint/hidden/ratio"):
+        assert math.isfinite(value(rows, key, MAX_STEPS)), key
