@@ -109,7 +109,8 @@ def run_sweep(spec: SweepSpec, jobs: int = 1, batching: Optional[str] = None, co
     if not pending:
         bar.close()
         return table
-    groups, why_single, _ = plan(spec, pending, batching or spec.batching)
+    groups, why_single, sizes = plan(spec, pending, batching or spec.batching)
+    batched = why_single is None and bool(sizes)  # sizes: the config was built and can batch
     if why_single and len(pending) > 1:
         bar.write(f"lit_memo.sweep: one run per cell ({why_single})")
     if jobs == 0:
@@ -121,7 +122,7 @@ def run_sweep(spec: SweepSpec, jobs: int = 1, batching: Optional[str] = None, co
     try:
         futures = {}
         for group in groups:
-            futures[_submit(pool, spec, group, cells_dir, compile)] = group
+            futures[_submit(pool, spec, group, cells_dir, compile, batched)] = group
         while futures:
             done, _ = wait(futures, return_when=FIRST_COMPLETED)
             for future in done:
@@ -129,11 +130,11 @@ def run_sweep(spec: SweepSpec, jobs: int = 1, batching: Optional[str] = None, co
                 try:
                     rows = future.result()
                 except Exception as err:  # a group that cannot batch after all: its cells run singly
-                    if len(group) == 1:
+                    if not batched:
                         raise
                     bar.write(f"lit_memo.sweep: group of {len(group)} failed to batch ({err}); running them singly")
                     for cell in group:
-                        futures[_submit(pool, spec, [cell], cells_dir, compile)] = [cell]
+                        futures[_submit(pool, spec, [cell], cells_dir, compile, batched=False)] = [cell]
                     continue
                 table.put({**_label(spec, cell), **row} for cell, row in zip(group, rows))
                 bar.update(len(group))
@@ -147,8 +148,9 @@ def run_sweep(spec: SweepSpec, jobs: int = 1, batching: Optional[str] = None, co
     return table
 
 
-def _submit(pool, spec: SweepSpec, group: list[dict], cells_dir: Path, compile: str):
-    if len(group) == 1:
+def _submit(pool, spec: SweepSpec, group: list[dict], cells_dir: Path, compile: str, batched: bool = True):
+    """A batched group (even of one member: the fused step beats train.py's), or one train.py run."""
+    if not batched:
         cid = cell_id(group[0])
         return pool.submit(_single, cid, spec.train_args(group[0]), str(cells_dir / cid))
     ids = [cell_id(c) for c in group]
