@@ -138,15 +138,22 @@ def load_table(path: Path) -> list[Run]:
                         final[key.removeprefix(FINAL)] = x
                 else:
                     params[key.rsplit(".", 1)[-1]] = _parse(value)
-            run_dir = next((row[c] for c in RUN_DIR_COLUMNS if row.get(c)), None)
-            if run_dir:
-                folder = Path(run_dir) if Path(run_dir).is_absolute() else path.parent / run_dir
-                if (folder / "metrics.csv").is_file() and (folder / "config.yaml").is_file():
-                    # the folder fills what the table lacks (sigma_min, n, d, ...); the table's own cells win
-                    run = load_run_dir(folder)
-                    params, final, curves = {**run.params, **params}, {**run.final, **final}, run.curves
+            folder = _run_folder(path, next((row[c] for c in RUN_DIR_COLUMNS if row.get(c)), None))
+            if folder is not None:
+                # the folder fills what the table lacks (sigma_min, n, d, ...); the table's own cells win
+                run = load_run_dir(folder)
+                params, final, curves = {**run.params, **params}, {**run.final, **final}, run.curves
             runs.append(Run(f"{path}:{i + 2}", normalise(params), final, curves))
     return runs
+
+
+def _run_folder(table: Path, run_dir: Optional[str]) -> Optional[Path]:
+    """A row's run folder: absolute, relative to the table's folder, or relative to the working
+    directory the sweep ran from (the runner writes paths as it was given them)."""
+    if not run_dir:
+        return None
+    candidates = [Path(run_dir)] if Path(run_dir).is_absolute() else [table.parent / run_dir, Path(run_dir)]
+    return next((c for c in candidates if (c / "metrics.csv").is_file() and (c / "config.yaml").is_file()), None)
 
 
 def load_runs(inputs: Iterable[str | Path]) -> list[Run]:

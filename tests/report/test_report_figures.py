@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 
 import numpy as np
 import pytest
@@ -175,3 +176,17 @@ def test_sparse_logging_keeps_every_point():
     values = np.random.default_rng(1).random(len(steps))
     s, v = ge_smooth(steps, values)
     assert list(s) == list(steps) and list(v) == pytest.approx(list(values))  # 50-step window: each alone
+
+
+def test_table_run_dirs_relative_to_the_table_or_to_where_the_sweep_ran(grid, tmp_path, monkeypatch):
+    """The runner writes run_dir as it was given (e.g. runs/sweeps/NAME/cells/...): relative to the
+    working directory of the sweep, not to the table; both must find the folder (its n, d, sigma_min)."""
+    folder = sorted(p.parent for p in grid.rglob("metrics.csv"))[0]
+    sweep_dir = tmp_path / "runs" / "sweeps" / "s"
+    sweep_dir.mkdir(parents=True)
+    for name, run_dir in (("cwd", folder.relative_to(tmp_path)), ("table", os.path.relpath(folder, sweep_dir))):
+        table = sweep_dir / f"{name}.csv"
+        table.write_text(f"cell,width,status,final/train/loss,run_dir\nc0,8,done,0.5,{run_dir}\n")
+        monkeypatch.chdir(tmp_path)
+        (run,) = load_runs([table.relative_to(tmp_path)])
+        assert run.get("n") == 40 and "jacobian/sigma_min" in run.final, name
