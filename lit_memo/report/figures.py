@@ -65,6 +65,9 @@ def _varying(runs: Sequence[Run], skip: Iterable[str] = ()) -> list[str]:
     return [k for k in keys if len({repr(r.get(k) if r.get(k) not in (None, False, "") else None) for r in runs}) > 1]
 
 
+LR_KEYS = ("lr_hidden", "lr_outer", "lr")
+
+
 # -- Fig. 4: width x radius heatmaps ---------------------------------------------------------
 def grid_heatmaps(runs: Sequence[Run], metric: str, label: str, title: str,
                   select: str = "train/loss") -> dict[str, Figure]:
@@ -150,11 +153,11 @@ def loss_curves(runs: Sequence[Run], metric: str = "train/loss", every: int = GE
         for run in group:
             by_panel[str(run.get("regime", ""))].append(run)
         panels = sorted(by_panel)
-        tallest = max(len(m) for m in by_panel.values())  # room for the longest legend
+        tallest = max(len(_best_over_lrs(m, metric)) for m in by_panel.values())  # room for the longest legend
         fig = Figure(figsize=(max(6.5, 5.2 * len(panels)), max(4.2, 2.2 + 0.2 * tallest)), layout="constrained")
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         for ax, panel in zip(axes, panels):
-            members = by_panel[panel]
+            members = _best_over_lrs(by_panel[panel], metric)
             keys = _varying(members, skip=("regime",))
             for run in sorted(members, key=lambda r: [repr(r.get(k)) for k in keys]):
                 s, v = ge_smooth(*run.curves[metric], every=every, window=window)
@@ -171,6 +174,20 @@ def loss_curves(runs: Sequence[Run], metric: str = "train/loss", every: int = GE
         fig.suptitle(f"{metric} vs GD step (a point every {every} steps, moving average)\n{setting}", fontsize=10)
         figures[setting] = fig
     return figures
+
+
+def _best_over_lrs(runs: Sequence[Run], metric: str) -> list[Run]:
+    """Of runs that differ in learning rates, the one with the lowest final ``metric`` per setting of
+    everything else (the paper's best of its learning-rate grid; a 49-pair sweep would draw 49 curves)."""
+    if not set(_varying(runs)) & set(LR_KEYS):
+        return list(runs)
+    rest = [k for k in _varying(runs) if k not in LR_KEYS]
+    best: dict[str, Run] = {}
+    for run in runs:
+        key = repr([run.get(k) for k in rest])
+        if key not in best or _score(run, metric) < _score(best[key], metric):
+            best[key] = run
+    return list(best.values())
 
 
 def _fmt_value(value: Any) -> str:

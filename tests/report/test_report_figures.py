@@ -190,3 +190,17 @@ def test_table_run_dirs_relative_to_the_table_or_to_where_the_sweep_ran(grid, tm
         monkeypatch.chdir(tmp_path)
         (run,) = load_runs([table.relative_to(tmp_path)])
         assert run.get("n") == 40 and "jacobian/sigma_min" in run.final, name
+
+
+def test_loss_curves_draw_the_best_learning_rate_per_cell(grid):
+    """ours at width 4, r = 1 ran at two learning rates: one curve for it (the lower final loss), as the heatmaps."""
+    runs = load_runs([grid])
+    (fig,) = loss_curves(runs).values()
+    ours = next(ax for ax in fig.axes if ax.get_title() == "regime: ours")
+    labels = [line.get_label() for line in ours.get_lines()]
+    assert len(labels) == 4, labels  # (width 4, 8) x (r 1, 10)
+    best = min((r for r in runs if r.get("regime") == "ours" and r.get("width") == 4 and r.get("radius") == 1.0),
+               key=lambda r: r.final["train/loss"])
+    (line,) = [ln for ln in ours.get_lines() if ln.get_label() == "radius=1, width=4"]
+    _, smoothed = ge_smooth(*best.curves["train/loss"])
+    assert best.get("lr_hidden") == 0.5 and line.get_ydata()[-1] == pytest.approx(smoothed[-1])
