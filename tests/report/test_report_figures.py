@@ -201,6 +201,6 @@ def test_loss_curves_draw_the_best_learning_rate_per_cell(grid):
     assert len(labels) == 4, labels  # (width 4, 8) x (r 1, 10)
     best = min((r for r in runs if r.get("regime") == "ours" and r.get("width") == 4 and r.get("radius") == 1.0),
                key=lambda r: r.final["train/loss"])
-    (line,) = [ln for ln in ours.get_lines() if ln.get_label() == "radius=1, width=4"]
+    (line,) = [ln for ln in ours.get_lines() if ln.get_label().endswith("radius=1, width=4")]
     _, smoothed = ge_smooth(*best.curves["train/loss"])
     assert best.get("lr_hidden") == 0.5 and line.get_ydata()[-1] == pytest.approx(smoothed[-1])
