@@ -9,6 +9,7 @@ compiled with torch.compile (compile time reported apart). Usage:
     nice python benchmarks/bench_sweep.py [--n 1000 --d 5 --width 400 --steps 2000 --threads 1]
     nice python benchmarks/bench_sweep.py --step_only       # one member: plain vs the trainer's step
     nice python benchmarks/bench_sweep.py --n 200 --d 10 --width 160 --blocks 16   # block sizes
+    nice python benchmarks/bench_sweep.py --end_to_end --steps 2000 --baseline_members 7  # the whole runner
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from pathlib import Path
 
 import torch
 
@@ -100,6 +102,42 @@ def step_only(mods, x, y, rounds=5, steps=100):
         print(f"  {name:28s} {value * 1e3:6.3f} ms/step  {best['plain'] / value:5.2f}x of plain")
 
 
+def end_to_end(a, x, y, pairs) -> None:
+    """The whole runner (``python -m lit_memo.sweep``: --jobs = cores, one thread each, run folders,
+    CSVs, checkpoints) on the 49-pair cell, against the plain loop one run at a time on all cores."""
+    import os
+    import tempfile
+
+    import yaml
+
+    from lit_memo.sweep import load_sweep, run_sweep
+
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        sweep = Path(tmp) / "cell.yaml"
+        sweep.write_text(yaml.safe_dump({
+            "config": "synthetic_narrow.yaml", "output_dir": tmp,
+            "flags": {"trainer.max_steps": a.steps, "trainer.callbacks": [], "wandb_mode": "disabled",
+                      "data.init_args.n": a.n, "data.init_args.d": a.d, "model.init_args.width": a.width,
+                      "model.init_args.radius": a.radius, "model.init_args.zeta": 1e-3, "model.init_args.gamma": 1e3},
+            "grid": {"model.init_args.lr_hidden": LRS, "model.init_args.lr_outer": LRS}}))
+        t0 = time.perf_counter()
+        table = run_sweep(load_sweep(sweep), jobs=cores, threads=1, progress=False)
+        runner_s = time.perf_counter() - t0
+    modes = sorted({str(r.get("mode")) for r in table.rows.values()})
+    torch.set_num_threads(cores)
+    k = a.baseline_members
+    t0 = time.perf_counter()
+    for h, o in pairs[:k]:
+        plain_run(module(a.d, a.width, h, o, a.radius), x, y, a.steps)
+    plain_s = (time.perf_counter() - t0) * len(pairs) / k
+    print(f"n={a.n} d={a.d} width={a.width} steps={a.steps}, 49 lr pairs, {cores} cores")
+    print(f"plain autograd loop, one run at a time, {cores} threads: {plain_s:8.1f} s"
+          + (f" [timed {k} runs, scaled]" if k < len(pairs) else ""))
+    print(f"python -m lit_memo.sweep --jobs {cores} (modes {modes}), whole runner: {runner_s:8.1f} s")
+    print(f"ratio plain / runner = {plain_s / runner_s:.2f}x")
+
+
 def blocks(mods, x, y, members, rounds=5, steps=50):
     """A group of ``members`` at several activation block sizes (batched.BLOCK_BYTES), interleaved."""
     ms = [Member(key=i, w0=m.net.hidden.weight.detach().clone(), v0=m.net.output.weight.detach().clone(),
@@ -149,12 +187,15 @@ def main() -> None:
     ap.add_argument("--compile", choices=("on", "off"), default="on")
     ap.add_argument("--step_only", action="store_true", help="only the one-member step comparison")
     ap.add_argument("--blocks", type=int, metavar="MEMBERS", help="only a group of MEMBERS at several block sizes")
+    ap.add_argument("--end_to_end", action="store_true", help="the whole runner with --jobs = cores vs the plain loop")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     dm = SyntheticDataModule(n=a.n, d=a.d, seed=0)
     dm.setup("fit")
     x, y = dm.splits["train"].tensors
     pairs = [(h, o) for h in LRS for o in LRS]
+    if a.end_to_end:
+        return end_to_end(a, x, y, pairs)
     mods = [module(a.d, a.width, h, o, a.radius) for h, o in pairs]
     if a.step_only:
         return step_only(mods, x, y)
