@@ -17,9 +17,9 @@ class DivergenceStop(Callback):
     A NaN loss makes every later step NaN: running on wastes the budget, and the diagnostics at
     the end would fail on NaN weights. ``diverged_at`` holds the GD step (``train.py`` reports
     the run as *diverged*; the sweep table too). The check reads the loss the training step
-    returns: on a CPU every batch (free); on an accelerator every ``check_every`` batches
-    (default: the trainer's ``log_every_n_steps``), since reading a loss waits for the device.
-    Under several processes the ranks agree through one all-reduce on those batches only.
+    returns: in one CPU process every batch (free); on an accelerator or under several processes
+    every ``check_every`` batches (default: the trainer's ``log_every_n_steps``), since reading a
+    loss waits for the device and the ranks agree through an all-reduce, on those batches only.
 
     lit_memo's modules attach it themselves (``configure_callbacks``); in another Lightning
     project pass it to the Trainer.
@@ -37,7 +37,8 @@ class DivergenceStop(Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if not isinstance(loss, torch.Tensor) or self.diverged_at is not None:
             return
-        every = self.check_every or (1 if loss.device.type == "cpu" else max(1, trainer.log_every_n_steps))
+        free = loss.device.type == "cpu" and trainer.world_size == 1  # no device sync, no collective
+        every = self.check_every or (1 if free else max(1, trainer.log_every_n_steps))
         if batch_idx % every:
             return
         bad = not bool(torch.isfinite(loss.detach()).all())
