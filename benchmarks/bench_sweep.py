@@ -8,7 +8,6 @@ own rule (``GROUP_BYTES``: one member per group at this size) and, at paper leng
 compiled with torch.compile (compile time reported apart). Usage:
     nice python benchmarks/bench_sweep.py [--n 1000 --d 5 --width 400 --steps 2000 --threads 1]
     nice python benchmarks/bench_sweep.py --step_only       # one member: plain vs the trainer's step
-    nice python benchmarks/bench_sweep.py --n 200 --d 10 --width 160 --blocks 16   # block sizes
     nice python benchmarks/bench_sweep.py --end_to_end --steps 2000 --baseline_members 7  # the whole runner
 """
 
@@ -23,7 +22,7 @@ import torch
 
 from lit_memo.data import SyntheticDataModule
 from lit_memo.modules import ShallowNetModule
-from lit_memo.sweep.batched import BLOCK_BYTES, BatchedShallowTrainer, Member
+from lit_memo.sweep.batched import BatchedShallowTrainer, Member
 from lit_memo.sweep.runner import GROUP_BYTES
 
 LRS = [1e-4, 1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1]  # Zhang et al.'s grid, for W and for v
@@ -80,14 +79,13 @@ def step_only(mods, x, y, rounds=5, steps=100):
             opt.step()
             mod.project_constraints_()
 
-    def trainer(compile_, block_bytes):
+    def trainer(compile_):
         m = Member(key=0, w0=mod.net.hidden.weight.detach().clone(), v0=mod.net.output.weight.detach().clone(),
                    lr_hidden=mod.lr_hidden, lr_outer=mod.lr_outer, radius=mod.radius)
         return BatchedShallowTrainer(x, y, [m], activation="tanh", pairwise=True, ball=True, outer_set=True, zeta=1e-3,
-                                     gamma=1e3, momentum=0.9, log_every=50, compile=compile_, block_bytes=block_bytes)
+                                     gamma=1e3, momentum=0.9, log_every=50, compile=compile_)
 
-    variants = {"trainer eager": trainer(False, BLOCK_BYTES), "trainer compiled": trainer(True, BLOCK_BYTES),
-                "trainer eager, no blocks": trainer(False, 1 << 40)}
+    variants = {"trainer eager": trainer(False), "trainer compiled": trainer(True)}
     plain(10)
     for tr in variants.values():
         tr.run(10)
@@ -138,27 +136,6 @@ def end_to_end(a, x, y, pairs) -> None:
     print(f"ratio plain / runner = {plain_s / runner_s:.2f}x")
 
 
-def blocks(mods, x, y, members, rounds=5, steps=50):
-    """A group of ``members`` at several activation block sizes (batched.BLOCK_BYTES), interleaved."""
-    ms = [Member(key=i, w0=m.net.hidden.weight.detach().clone(), v0=m.net.output.weight.detach().clone(),
-                 lr_hidden=m.lr_hidden, lr_outer=m.lr_outer, radius=m.radius) for i, m in enumerate(mods[:members])]
-    sizes = {f"{kib} KiB": kib * 1024 for kib in (128, 256, 512, 1024, 2048)} | {"no blocks": 1 << 40}
-    trainers = {name: BatchedShallowTrainer(x, y, ms, activation="tanh", pairwise=True, ball=True, outer_set=True,
-                                            zeta=1e-3, gamma=1e3, momentum=0.9, log_every=50, block_bytes=size)
-                for name, size in sizes.items()}
-    for tr in trainers.values():
-        tr.run(5)
-    best = dict.fromkeys(trainers, math.inf)
-    for _ in range(rounds):
-        for name, tr in trainers.items():
-            t = time.perf_counter(); tr.run(tr.step + steps)  # noqa: E702
-            best[name] = min(best[name], (time.perf_counter() - t) / steps / len(ms))
-    print(f"{len(ms)} members (n={len(x)}, width={mods[0].hparams.width}), best of {rounds} interleaved rounds "
-          f"of {steps} steps, per member-step:")
-    for name, value in best.items():
-        print(f"  {name:10s} {value * 1e6:8.1f} us  {best['no blocks'] / value:5.2f}x of no blocks")
-
-
 def gpu_projection(n, d):
     """Per member-step FLOPs and bytes of the batched step; H100 SXM peak 67 TFLOP/s fp32, 3.35 TB/s."""
     rows = []
@@ -186,7 +163,6 @@ def main() -> None:
     ap.add_argument("--baseline_members", type=int, default=49, help="plain runs timed (scaled to 49 if fewer)")
     ap.add_argument("--compile", choices=("on", "off"), default="on")
     ap.add_argument("--step_only", action="store_true", help="only the one-member step comparison")
-    ap.add_argument("--blocks", type=int, metavar="MEMBERS", help="only a group of MEMBERS at several block sizes")
     ap.add_argument("--end_to_end", action="store_true", help="the whole runner with --jobs = cores vs the plain loop")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -199,8 +175,6 @@ def main() -> None:
     mods = [module(a.d, a.width, h, o, a.radius) for h, o in pairs]
     if a.step_only:
         return step_only(mods, x, y)
-    if a.blocks:
-        return blocks(mods, x, y, a.blocks)
     t0 = time.perf_counter()
     per, compile_s, batched_losses = runner_way(mods, x, y, a.steps, a.compile == "on")
     runner_s = time.perf_counter() - t0

@@ -40,64 +40,35 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-# rows of the training set per block of the gradient: a block's (G, rows, m) activations stay in a
-# core's L2 cache. Our choice, from benchmarks/bench_sweep.py --blocks: 1.6x faster per member-step than
-# no blocking for 16 members at n = 200, width 160; no gain (within noise) for one member of width 400
-BLOCK_BYTES = 512 * 2**10
-
-
-def block_rows(n: int, members: int, width: int, block_bytes: int = BLOCK_BYTES) -> int:
-    """Rows per block so that ``members x rows x width`` floats take about ``block_bytes``."""
-    return max(1, min(n, block_bytes // (4 * members * width)))
-
-
-def loss_and_grads(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, v: torch.Tensor, activation: str, pairwise: bool,
-                   rows: Optional[int] = None):
+def loss_and_grads(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, v: torch.Tensor, activation: str, pairwise: bool):
     """Squared loss ``mean((f - y)^2)`` of each member and its gradients w.r.t. W and v.
 
     x: (n, d); y: (n, out); w: (G, m, d); v: (G, out, m/2) when pairwise (f = (phi_1 - phi_2) v^T),
     else (G, out, m). Returns loss (G,), grad_w, grad_v.
-
-    The loss is a sum over samples, so the gradient is accumulated over blocks of ``rows``
-    samples (default: all): each block's activations are used while they are still in cache,
-    instead of streaming (G, n, m) arrays through memory about ten times per step.
     """
-    n = x.shape[0]
-    rows = n if rows is None else rows
-    out = y.shape[-1]
-    scale = 2.0 / (n * out)
-    loss = w.new_zeros(w.shape[0])
-    grad_w, grad_v = torch.zeros_like(w), torch.zeros_like(v)
-    wt, vt = w.transpose(1, 2), v.transpose(1, 2)
-    for start in range(0, n, rows):
-        xb, yb = x[start:start + rows], y[start:start + rows]
-        z = torch.matmul(xb, wt)  # (G, rows, m)
-        h = ACTIVATIONS[activation](z)
-        half = h.shape[-1] // 2
-        phi = h[..., :half] - h[..., half:] if pairwise else h
-        residual = torch.matmul(phi, vt) - yb  # (G, rows, out)
-        loss += residual.square().sum(dim=(1, 2))
-        g_out = residual * scale
-        grad_v.baddbmm_(g_out.transpose(1, 2), phi)  # (G, out, m')
-        g_phi = torch.matmul(g_out, v)  # (G, rows, m')
-        g_z = DERIVATIVES[activation](z, h)  # (G, rows, m), a fresh tensor
-        if pairwise:
-            g_z[..., :half].mul_(g_phi)
-            g_z[..., half:].mul_(g_phi).neg_()
-        else:
-            g_z.mul_(g_phi)
-        grad_w.baddbmm_(g_z.transpose(1, 2), xb.expand(g_z.shape[0], -1, -1))  # (G, m, d)
-    return loss / (n * out), grad_w, grad_v
+    z = torch.matmul(x, w.transpose(1, 2))  # (G, n, m)
+    h = ACTIVATIONS[activation](z)
+    half = h.shape[-1] // 2
+    phi = h[..., :half] - h[..., half:] if pairwise else h
+    residual = torch.matmul(phi, v.transpose(1, 2)) - y  # (G, n, out)
+    loss = residual.square().mean(dim=(1, 2))
+    g_out = residual * (2.0 / (residual.shape[1] * residual.shape[2]))
+    grad_v = torch.matmul(g_out.transpose(1, 2), phi)  # (G, out, m')
+    g_phi = torch.matmul(g_out, v)  # (G, n, m')
+    g_h = torch.cat([g_phi, -g_phi], dim=-1) if pairwise else g_phi
+    g_z = g_h * DERIVATIVES[activation](z, h)
+    grad_w = torch.matmul(g_z.transpose(1, 2), x)  # (G, m, d)
+    return loss, grad_w, grad_v
 
 
 def train_step(x, y, w, v, buf_w, buf_v, lr_w, lr_v, anchor, radius, momentum: float, activation: str, pairwise: bool,
-               ball: bool, zeta: float, gamma: float, rows: Optional[int] = None):
+               ball: bool, zeta: float, gamma: float):
     """One GD step of every member: gradients, torch.optim.SGD's momentum update (dampening 0,
     no Nesterov, no weight decay) with per-member lrs (G,), then each member's ball projection
     (branch-free, so the whole step is one function for ``torch.compile`` to fuse).
     Returns the loss before the step, the new (w, v, buf_w, buf_v) and which members' v left V
     (the exact projection onto V, a sort, runs outside for those only)."""
-    loss, grad_w, grad_v = loss_and_grads(x, y, w, v, activation, pairwise, rows)
+    loss, grad_w, grad_v = loss_and_grads(x, y, w, v, activation, pairwise)
     buf_w = buf_w * momentum + grad_w
     buf_v = buf_v * momentum + grad_v
     w = w - lr_w[:, None, None] * buf_w
@@ -164,15 +135,13 @@ class BatchedShallowTrainer:
     """
 
     def __init__(self, x, y, members: list[Member], *, activation: str, pairwise: bool, ball: bool, outer_set: bool,
-                 zeta: float, gamma: float, momentum: float, log_every: int, compile: bool = False,
-                 block_bytes: int = BLOCK_BYTES) -> None:
+                 zeta: float, gamma: float, momentum: float, log_every: int, compile: bool = False) -> None:
         if activation not in ACTIVATIONS:
             raise ValueError(f"batched training supports activations {sorted(ACTIVATIONS)}, got {activation!r}")
         self.x, self.y = x, y.reshape(len(x), -1).to(x.dtype)
         self.members = members
         self.activation, self.pairwise, self.ball, self.outer_set = activation, pairwise, ball, outer_set
         self.zeta, self.gamma, self.momentum, self.log_every = zeta, gamma, momentum, log_every
-        self.block_bytes = block_bytes
         self.step = 0
         self.compile_seconds = 0.0
         self._step, self.compiled = train_step, compile
@@ -217,8 +186,7 @@ class BatchedShallowTrainer:
         """Train up to ``max_steps`` GD steps (continuing from ``self.step``)."""
         while self.step < max_steps and self.alive:
             args = (self.x, self.y, self.w, self.v, self.buf_w, self.buf_v, self.lr_w, self.lr_v, self.anchor,
-                    self.radius, self.momentum, self.activation, self.pairwise, self.ball, self.zeta, self.gamma,
-                    block_rows(len(self.x), len(self.alive), self.w.shape[1], self.block_bytes))
+                    self.radius, self.momentum, self.activation, self.pairwise, self.ball, self.zeta, self.gamma)
             if self.compiled and not self.compile_seconds:  # the first call compiles: timed on its own
                 t0 = time.perf_counter()
                 self._step(*args)
