@@ -63,7 +63,8 @@ def main() -> None:
           f"steps_per_batch={cli.model.steps_per_batch} threads={torch.get_num_threads()}")
     print(f"plain eager PyTorch loop        : {plain_rate:9.1f} steps/s")
     print(f"train.py, compile on (steady)   : {steady:9.1f} steps/s")
-    print(f"compile time (first batch minus its steps): {compile_s:.1f} s (forward part alone: {cli.model.compile_seconds:.1f} s)")
+    print(f"compile time (first batch minus its steps): {compile_s:.1f} s (compile/seconds, the first compiled "
+          f"forward + backward: {cli.model.compile_seconds:.1f} s)")
     print(f"ratio compiled train.py / plain eager = {steady / plain_rate:.2f}x (steps), "
           f"{a.steps / (clock.end - clock.start) / plain_rate:.2f}x (whole loop, compile included)")
 
