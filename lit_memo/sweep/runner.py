@@ -9,7 +9,6 @@ are lost, and they resume next time.
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import signal
 import tempfile
@@ -28,8 +27,10 @@ from lit_memo.sweep.worker import RESULT, init_worker, load_train, read_result, 
 # cache a core can use; beyond it the stacked step loses to single members (issue 11's
 # figures, benchmarks/bench_sweep.py). 2 MiB: half of one core's L2 on the project machine.
 GROUP_BYTES = 2 * 2**20
-# below this many GD steps per run, torch.compile's start-up (seconds) costs more than it saves
-COMPILE_MIN_STEPS = 20000
+# --compile auto: batched groups train on the CPU, where the compiled step measured no faster than
+# the eager one (benchmarks/bench_sweep.py --step_only, interleaved: 1.34x vs 1.26x of a plain
+# autograd step in one run, 1.24x vs 1.38x in another) and costs seconds to compile: auto is off
+COMPILE_ON_AUTO = False
 
 
 def table_path(spec: SweepSpec) -> Path:
@@ -154,14 +155,8 @@ def _submit(pool, spec: SweepSpec, group: list[dict], cells_dir: Path, compile: 
         cid = cell_id(group[0])
         return pool.submit(_single, cid, spec.train_args(group[0]), str(cells_dir / cid))
     ids = [cell_id(c) for c in group]
-    steps = _max_steps(spec)
-    use_compile = compile == "on" or (compile == "auto" and steps is not None and steps >= COMPILE_MIN_STEPS)
+    use_compile = compile == "on" or (compile == "auto" and COMPILE_ON_AUTO)
     return pool.submit(_group, ids, [spec.train_args(c) for c in group], str(cells_dir / ("group-" + ids[0])), use_compile)
-
-
-def _max_steps(spec: SweepSpec) -> Optional[int]:
-    value = spec.flags.get("trainer.max_steps")
-    return int(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def _single(cid: str, args: list[str], cell_dir: str) -> list[dict]:
