@@ -27,9 +27,10 @@ from lit_memo.sweep.worker import RESULT, init_worker, load_train, read_result, 
 # cache a core can use; beyond it the stacked step loses to single members (issue 11's
 # figures, benchmarks/bench_sweep.py). 2 MiB: half of one core's L2 on the project machine.
 GROUP_BYTES = 2 * 2**20
-# --compile auto: batched groups train on the CPU, where the compiled step measured no faster than
-# the eager one (benchmarks/bench_sweep.py --step_only, interleaved: 1.34x vs 1.26x of a plain
-# autograd step in one run, 1.24x vs 1.38x in another) and costs seconds to compile: auto is off
+# --compile auto: batched groups train on the CPU, where the compiled step gained 0-10% over the
+# eager one (benchmarks/bench_sweep.py --step_only, interleaved, 6 runs: 1.16-1.42x of a plain
+# autograd step compiled, 1.25-1.38x eager; slower in 2 of the 6) for 2-25 s of compiling per
+# group: not worth making the default, so auto is off
 COMPILE_ON_AUTO = False
 
 
