@@ -4,8 +4,8 @@ projected wall time of the whole Fig. 4 grid (configs/sweeps/fig4_paper.yaml) on
 from FLOP and byte counts, on one GPU.
 
 The runner's way is what ``lit_memo.sweep`` does for such a cell: members grouped by the runner's
-own rule (``GROUP_BYTES``: one member per group at this size) and, at paper length, the step
-compiled with torch.compile (compile time reported apart). Usage:
+own rule (``GROUP_BYTES``: one member per group at this size), the fused step eager as the
+runner's ``--compile auto`` runs it (``--compile on``: compiled, compile time reported apart). Usage:
     nice python benchmarks/bench_sweep.py [--n 1000 --d 5 --width 400 --steps 2000 --threads 1]
     nice python benchmarks/bench_sweep.py --step_only       # one member: plain vs the trainer's step
     nice python benchmarks/bench_sweep.py --end_to_end --steps 2000 --baseline_members 7  # the whole runner
@@ -161,7 +161,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=1, help="one per worker: the runner runs --jobs 2 on 2 cores")
     ap.add_argument("--baseline_members", type=int, default=49, help="plain runs timed (scaled to 49 if fewer)")
-    ap.add_argument("--compile", choices=("on", "off"), default="on")
+    ap.add_argument("--compile", choices=("on", "off"), default="off", help="off: what the runner's --compile auto does")
     ap.add_argument("--step_only", action="store_true", help="only the one-member step comparison")
     ap.add_argument("--end_to_end", action="store_true", help="the whole runner with --jobs = cores vs the plain loop")
     a = ap.parse_args()

@@ -18,8 +18,9 @@ class DivergenceStop(Callback):
     the end would fail on NaN weights. ``diverged_at`` holds the GD step (``train.py`` reports
     the run as *diverged*; the sweep table too). The check reads the loss the training step
     returns: in one CPU process every batch (free); on an accelerator or under several processes
-    every ``check_every`` batches (default: the trainer's ``log_every_n_steps``), since reading a
-    loss waits for the device and the ranks agree through an all-reduce, on those batches only.
+    only on the batches Lightning logs (reading a loss waits for the device, and the ranks agree
+    through an all-reduce), or once every ``check_every`` GD steps when that is given. Lightning
+    ignores the stop until ``min_steps`` / ``min_epochs`` are reached.
 
     lit_memo's modules attach it themselves (``configure_callbacks``); in another Lightning
     project pass it to the Trainer.
@@ -28,9 +29,10 @@ class DivergenceStop(Callback):
     def __init__(self, check_every: Optional[int] = None) -> None:
         self.check_every = check_every
         self.diverged_at: Optional[int] = None
+        self._last_check = -1
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.diverged_at = None
+        self.diverged_at, self._last_check = None, -1
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
@@ -38,9 +40,12 @@ class DivergenceStop(Callback):
         if not isinstance(loss, torch.Tensor) or self.diverged_at is not None:
             return
         free = loss.device.type == "cpu" and trainer.world_size == 1  # no device sync, no collective
-        every = self.check_every or (1 if free else max(1, trainer.log_every_n_steps))
-        if batch_idx % every:
-            return
+        if self.check_every:
+            if trainer.global_step // self.check_every == self._last_check // self.check_every:
+                return
+        elif not free and not trainer._logger_connector.should_update_logs:
+            return  # Lightning's own logging test (its LearningRateMonitor reads it too): logging batches only
+        self._last_check = trainer.global_step
         bad = not bool(torch.isfinite(loss.detach()).all())
         if trainer.world_size > 1:
             bad = trainer.strategy.reduce_boolean_decision(bad, all=False)

@@ -49,7 +49,7 @@ class JacobianRankCallback(ProbeCallback):
                 rows = len(probes) * pl_module(probes[:1]).numel()  # k * C
             rtol = default_rtol(rows, sum(p.numel() for p in params), params[0].dtype)
         metrics: dict[str, Any] = {f"jacobian/{k}": v for k, v in spectrum_summary(sv, rtol, self.rank_atol).items()}
-        if has_wandb(trainer):
+        if has_wandb(trainer) and bool(torch.isfinite(sv).all()):  # NaN weights (diverged): no histogram exists
             import wandb
 
             metrics["jacobian/spectrum"] = wandb.Histogram(sv.cpu().numpy())

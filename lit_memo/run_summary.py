@@ -82,7 +82,7 @@ def build_summary(tracker: MetricsTracker, run_dir: Path, status: str, steps: in
     }
     if "train/loss" in last:
         summary["train/loss"] = last["train/loss"]
-        # the module's own running best (logged every GD step) beats the best of the logged rows
+        # the module's own running best (over every GD step up to the last logged row) beats the best of the rows
         summary["train/loss_best"] = last.get("train/loss_best", tracker.best.get("train/loss"))
     for key in ("train/acc", "val/loss", "val/acc"):
         if key in last:

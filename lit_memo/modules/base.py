@@ -224,6 +224,7 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
 
     def on_train_start(self) -> None:
         super().on_train_start()
+        self._pending_losses, self._unlogged = [], None  # a fit that raised midway must not leak into the next
         self._per_step_hooks_observed = per_step_hooks_observed(self.trainer, self)
         if not self.automatic_optimization:  # batches of K steps: no step-based checkpoint may be skipped
             from lit_memo.callbacks.step_checkpoint import check_step_checkpoints  # lazy: avoids an import cycle
@@ -404,7 +405,9 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
         # a NaN/inf training loss ends it through the other
         from lit_memo.callbacks import DivergenceStop, PerturbedGDCallback  # lazy: lit_memo.callbacks imports our deps
 
-        return [PerturbedGDCallback(), DivergenceStop()]
+        given = self._trainer.callbacks if self._trainer is not None else []
+        # Lightning lets a module's callbacks replace the Trainer's of the same type: keep the user's own
+        return [PerturbedGDCallback()] + ([] if any(isinstance(cb, DivergenceStop) for cb in given) else [DivergenceStop()])
 
     def configure_optimizers(self):
         hidden, outer = self.hidden_parameters(), self.outer_parameters()

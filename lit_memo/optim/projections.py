@@ -46,7 +46,7 @@ def rtol_for(dtype: torch.dtype) -> float:
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Half-precision weights are projected in float32, then rounded back (towards the centre)."""
+    """Half-precision weights are projected in float32, then rounded back to the nearest value."""
     return torch.float32 if torch.finfo(dtype).bits < 32 else dtype
 
 

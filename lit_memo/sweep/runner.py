@@ -48,7 +48,7 @@ def _label(spec: SweepSpec, cell: dict[str, Any]) -> dict[str, Any]:
 
 def plan(spec: SweepSpec, cells: list[dict[str, Any]], batching: str) -> tuple[list[list[dict]], Optional[str], dict]:
     """Split pending cells into batched groups and single runs; returns (groups, why not, sizes)."""
-    if batching == "off" or len(cells) < 2:
+    if batching == "off" or not cells:
         return [[c] for c in cells], "batching off" if batching == "off" else None, {}
     train = load_train()
     from lit_memo.sweep.group import batch_blocker

@@ -79,3 +79,24 @@ def test_train_py_reports_a_diverged_run(tmp_path, capsys):
     assert summary["status"] == "diverged" and summary["steps"] < 2000, summary
     assert not (summary_file.parent / "FAILED").exists()
     assert "diverged" in capsys.readouterr().out
+
+
+def test_check_every_n_steps_stops_on_the_first_check_past_the_nan():
+    torch.manual_seed(0)
+    stop = DivergenceStop(check_every=25)
+    model = ShallowNetModule(input_shape=(5,), width=20, regime="regular", lr_hidden=1e4, lr_outer=1e4)
+    trainer = pl.Trainer(max_steps=500, accelerator="cpu", callbacks=[stop], **QUIET)
+    trainer.fit(model, datamodule=SyntheticDataModule(n=50, d=5, seed=0))
+    assert stop.diverged_at == 25 == trainer.global_step  # the NaN came within the first 25 steps
+
+
+def test_train_py_reports_a_diverged_run_with_wandb_offline(tmp_path, monkeypatch):
+    """W&B on (offline): the Jacobian callback's spectrum histogram of NaN weights used to fail the run."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    out = tmp_path / "runs"
+    train.main(["--config", "synthetic_narrow.yaml", "--trainer.max_steps=500", f"--output_dir={out}",
+                "--model.init_args.lr_hidden=1e4", "--model.init_args.lr_outer=1e4", "--run_test=false",
+                "--trainer.enable_progress_bar=false", "--wandb_mode=offline"])
+    (summary_file,) = out.rglob("summary.json")
+    assert json.loads(summary_file.read_text())["status"] == "diverged"
