@@ -10,6 +10,7 @@ are lost, and they resume next time.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -27,6 +28,11 @@ from lit_memo.sweep.worker import RESULT, init_worker, load_train, read_result, 
 # cache a core can use; beyond it the stacked step loses to single members (issue 11's
 # figures, benchmarks/bench_sweep.py). 2 MiB: half of one core's L2 on the project machine.
 GROUP_BYTES = 2 * 2**20
+# glibc settings for the spawned workers (unless the user set them): keep freed tensors in the heap
+# instead of returning each large one to the OS and faulting its pages in again at the next step.
+# Our choice: the whole runner on a 49-pair Fig. 4 cell went from 98 s to 81 s with them
+# (benchmarks/bench_sweep.py --end_to_end; benchmarks/README.md "Sweeps")
+WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
 # --compile auto: batched groups train on the CPU, where the compiled step gained 0-10% over the
 # eager one (benchmarks/bench_sweep.py --step_only, interleaved, 6 runs: 1.16-1.42x of a plain
 # autograd step compiled, 1.25-1.38x eager; slower in 2 of the 6) for 2-25 s of compiling per
@@ -115,9 +121,11 @@ def run_sweep(spec: SweepSpec, jobs: int = 1, batching: Optional[str] = None, co
     batched = why_single is None and bool(sizes)  # sizes: the config was built and can batch
     if why_single and len(pending) > 1:
         bar.write(f"lit_memo.sweep: one run per cell ({why_single})")
+    added = {} if jobs == 0 else {k: v for k, v in WORKER_MALLOC.items() if k not in os.environ}
     if jobs == 0:
         pool = _InProcess()
     else:
+        os.environ.update(added)  # read by glibc when a worker starts; removed again below
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=init_worker, initargs=(threads,))
     stop = _StopOnSignal()
@@ -146,6 +154,8 @@ def run_sweep(spec: SweepSpec, jobs: int = 1, batching: Optional[str] = None, co
     finally:
         stop.restore()
         bar.close()
+        for key in added:  # every worker has started: no later submit can spawn one
+            os.environ.pop(key, None)
     pool.shutdown()
     return table
 

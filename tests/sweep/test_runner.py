@@ -143,3 +143,27 @@ def test_sigterm_mid_sweep_then_resume_gives_the_uninterrupted_table(tmp_path):
         assert resumed[cell]["status"] == row["status"] == "done"
         for key in METRICS:
             assert float(resumed[cell][key]) == pytest.approx(float(row[key]), rel=1e-5), (cell, key)
+
+
+def test_workers_start_with_the_allocator_settings_and_the_parent_keeps_its_environment(tmp_path, monkeypatch):
+    """WORKER_MALLOC reaches the spawned workers (glibc reads it at start) and is removed from this process after."""
+    import os
+    from concurrent.futures import Future
+
+    import lit_memo.sweep.runner as runner
+
+    for key in runner.WORKER_MALLOC:
+        monkeypatch.delenv(key, raising=False)
+    seen = []
+
+    def submit(pool, spec, group, *a):
+        seen.append({key: pool.submit(os.getenv, key).result() for key in runner.WORKER_MALLOC})
+        done: Future = Future()
+        done.set_result([{"cell": cell_id(c), "status": "failed", "error": "probe", "run_dir": ""} for c in group])
+        return done
+
+    monkeypatch.setattr(runner, "_submit", submit)
+    sweep = write_sweep(tmp_path / "env.yaml", {"model.init_args.width": [8]})
+    run_sweep(load_sweep(sweep, tmp_path / "out"), jobs=1, progress=False, batching="off")
+    assert seen == [runner.WORKER_MALLOC]
+    assert not any(key in os.environ for key in runner.WORKER_MALLOC)
