@@ -26,7 +26,9 @@ COLLECTIVES = ("all_reduce", "all_gather", "all_gather_into_tensor", "all_gather
 
 class CountCollectives(pl.Callback):
     """Collectives per training batch, from this callback's batch start to its batch end (the
-    module's training step, its logging, the optimizer step; not the epoch-end hooks)."""
+    module's training step, its logging, the optimizer step, and every other callback's batch
+    hooks: it moves itself last at setup, after the module's own callbacks, e.g.
+    DivergenceStop; not the epoch-end hooks)."""
 
     def __init__(self) -> None:
         self.calls, self.per_batch, self._start = 0, [], None
@@ -39,6 +41,11 @@ class CountCollectives(pl.Callback):
             self.calls += 1
             return fn(*args, **kwargs)
         return wrapper
+
+    def setup(self, trainer, module, stage):
+        # the module's configure_callbacks were appended after the Trainer's: run after them (a new
+        # list, so the hook loop iterating the old one is not disturbed)
+        trainer.callbacks = [cb for cb in trainer.callbacks if cb is not self] + [self]
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         self._start = self.calls
