@@ -29,6 +29,19 @@ def run(out, args, extra):
     return logged, [torch.load(p, weights_only=False) for p in sorted(out.glob("rank*.pt"))]
 
 
+def single_and_ddp(tmp_path, args, devices, steps):
+    """One process and ``devices`` CPU processes on the same args; both took ``steps`` GD steps to the
+    same weights. Returns (single log, single state, DDP log, the ranks' states)."""
+    single_log, (single,) = run(tmp_path / "single", args, [])
+    ddp_log, ranks = run(tmp_path / "ddp", args, ["--trainer.strategy=ddp", f"--trainer.devices={devices}",
+                                                 "--trainer.accelerator=cpu"])
+    assert len(ranks) == devices and all(r["global_step"] == steps for r in ranks)
+    for k, w in single["params"].items():
+        for r in ranks:
+            assert torch.allclose(r["params"][k], w, rtol=0, atol=2e-6), k
+    return single_log, single, ddp_log, ranks
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("config,steps_per_batch", [
     (["--config", "synthetic_narrow.yaml"], 1),  # automatic optimization, one GD step per batch
@@ -37,13 +50,8 @@ def run(out, args, extra):
 def test_three_processes_on_500_samples_equal_one_process(tmp_path, config, steps_per_batch):
     args = [*config, "--trainer.max_steps=20", f"--model.init_args.steps_per_batch={steps_per_batch}",
             "--trainer.log_every_n_steps=1", *QUIET]
-    single_log, (single,) = run(tmp_path / "single", args, [])
-    ddp_log, ranks = run(tmp_path / "ddp", args, ["--trainer.strategy=ddp", "--trainer.devices=3", "--trainer.accelerator=cpu"])
-    assert len(ranks) == 3 and all(r["global_step"] == 20 for r in ranks)
     # shards of 167, 167 and 166 samples: equal-weight gradient averaging would be off by ~1e-4 here
-    for k, w in single["params"].items():
-        for r in ranks:
-            assert torch.allclose(r["params"][k], w, rtol=0, atol=2e-6), k
+    single_log, _, ddp_log, _ = single_and_ddp(tmp_path, args, devices=3, steps=20)
     # the logged loss is the whole batch's, at every logged step, and so is its running best
     assert sorted(ddp_log) == sorted(single_log) and len(single_log) >= 4
     for step, row in single_log.items():
@@ -61,12 +69,7 @@ def test_two_processes_sync_only_on_logging_steps(tmp_path):
     gathered once, at the first step), so a step costs only DDP's own gradient all-reduce."""
     args = ["--config", "digits_narrow.yaml", "--data.init_args.subset_size=101", "--model.init_args.steps_per_batch=1",
             "--trainer.max_steps=12", "--trainer.log_every_n_steps=4", *QUIET]
-    single_log, (single,) = run(tmp_path / "single", args, [])
-    ddp_log, ranks = run(tmp_path / "ddp", args, ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"])
-    assert len(ranks) == 2 and all(r["global_step"] == 12 for r in ranks)
-    for k, w in single["params"].items():
-        for r in ranks:
-            assert torch.allclose(r["params"][k], w, rtol=0, atol=2e-6), k
+    single_log, single, ddp_log, ranks = single_and_ddp(tmp_path, args, devices=2, steps=12)
     # one batch per epoch (full batch): Lightning's step column is the batch index
     assert sorted(ddp_log) == sorted(single_log) == [3, 7, 11]
     accs = [single_log[s]["train/acc"] for s in sorted(single_log)]
