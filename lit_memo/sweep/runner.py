@@ -33,11 +33,6 @@ GROUP_BYTES = 2 * 2**20
 # Our choice: the whole runner on a 49-pair Fig. 4 cell went from 98 s to 81 s with them
 # (benchmarks/bench_sweep.py --end_to_end; benchmarks/README.md "Sweeps")
 WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
-# --compile auto: batched groups train on the CPU, where the compiled step gained 0-10% over the
-# eager one (benchmarks/bench_sweep.py --step_only, interleaved, 6 runs: 1.16-1.42x of a plain
-# autograd step compiled, 1.25-1.38x eager; slower in 2 of the 6) for 2-25 s of compiling per
-# group: not worth making the default, so auto is off
-COMPILE_ON_AUTO = False
 
 
 def table_path(spec: SweepSpec) -> Path:
@@ -52,22 +47,23 @@ def _label(spec: SweepSpec, cell: dict[str, Any]) -> dict[str, Any]:
     return {spec.columns[k]: v for k, v in cell.items()}
 
 
-def plan(spec: SweepSpec, cells: list[dict[str, Any]], batching: str) -> tuple[list[list[dict]], Optional[str], dict]:
-    """Split pending cells into batched groups and single runs; returns (groups, why not, sizes)."""
-    if batching == "off" or not cells:
-        return [[c] for c in cells], "batching off" if batching == "off" else None, {}
+def plan(spec: SweepSpec, cells: list[dict[str, Any]], batching: str) -> tuple[list[list[dict]], Optional[str]]:
+    """Split pending cells into batched groups; returns (groups, None), or (one cell per group, why
+    they cannot batch)."""
+    if batching == "off":
+        return [[c] for c in cells], "batching off"
     train = load_train()
     from lit_memo.sweep.group import batch_blocker
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            cli = train.build_cli([*spec.train_args(cells[0]), f"--output_dir={tmp}"])
+            cli = train.build_cli([*spec.train_args(cells[0]), f"--output_dir={tmp}"], check_data=False)  # hparams only
         except BaseException as err:  # noqa: BLE001 - the cell itself will report it
-            return [[c] for c in cells], f"config does not build: {err}", {}
+            return [[c] for c in cells], f"config does not build: {err}"
         reason = batch_blocker(cli)
-        sizes = {"n": cli.datamodule.hparams.n, "width": cli.model.hparams.get("width", 1)}
     if reason:
-        return [[c] for c in cells], reason, sizes
+        return [[c] for c in cells], reason
+    sizes = {"n": cli.datamodule.hparams.n, "width": cli.model.hparams.width}  # batchable: synthetic data, a width
     by_rest: dict[str, list[dict]] = {}
     for cell in cells:
         rest = {k: v for k, v in cell.items() if k not in BATCHABLE_KEYS}
@@ -78,7 +74,7 @@ def plan(spec: SweepSpec, cells: list[dict[str, Any]], batching: str) -> tuple[l
         n = members[0].get("data.init_args.n", sizes["n"])
         per = max(1, GROUP_BYTES // (4 * int(n) * int(width)))
         groups += [members[i:i + per] for i in range(0, len(members), per)]
-    return groups, None, sizes
+    return groups, None
 
 
 def run_sweep(spec: SweepSpec, jobs: int = 1, batching: Optional[str] = None, compile: str = "auto",
@@ -117,8 +113,8 @@ def run_sweep(spec: SweepSpec, jobs: int = 1, batching: Optional[str] = None, co
     if not pending:
         bar.close()
         return table
-    groups, why_single, sizes = plan(spec, pending, batching or spec.batching)
-    batched = why_single is None and bool(sizes)  # sizes: the config was built and can batch
+    groups, why_single = plan(spec, pending, batching or spec.batching)
+    batched = why_single is None
     if why_single and len(pending) > 1:
         bar.write(f"lit_memo.sweep: one run per cell ({why_single})")
     added = {} if jobs == 0 else {k: v for k, v in WORKER_MALLOC.items() if k not in os.environ}
@@ -166,7 +162,11 @@ def _submit(pool, spec: SweepSpec, group: list[dict], cells_dir: Path, compile: 
         cid = cell_id(group[0])
         return pool.submit(_single, cid, spec.train_args(group[0]), str(cells_dir / cid))
     ids = [cell_id(c) for c in group]
-    use_compile = compile == "on" or (compile == "auto" and COMPILE_ON_AUTO)
+    # --compile auto leaves the step eager: batched groups train on the CPU, where the compiled step
+    # gained 0-10% over the eager one (benchmarks/bench_sweep.py --step_only, interleaved, 6 runs:
+    # 1.16-1.42x of a plain autograd step compiled, 1.25-1.38x eager; slower in 2 of the 6) for
+    # 2-25 s of compiling per group
+    use_compile = compile == "on"
     return pool.submit(_group, ids, [spec.train_args(c) for c in group], str(cells_dir / ("group-" + ids[0])), use_compile)
 
 

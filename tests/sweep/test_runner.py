@@ -167,3 +167,16 @@ def test_workers_start_with_the_allocator_settings_and_the_parent_keeps_its_envi
     run_sweep(load_sweep(sweep, tmp_path / "out"), jobs=1, progress=False, batching="off")
     assert seen == [runner.WORKER_MALLOC]
     assert not any(key in os.environ for key in runner.WORKER_MALLOC)
+
+
+def test_a_config_that_cannot_batch_is_planned_one_run_per_cell(tmp_path):
+    """An image config has no synthetic n: plan() says why it cannot batch (it used to read the data's n
+    before looking at the reason, an AttributeError for every non-synthetic sweep)."""
+    from lit_memo.sweep.runner import plan
+
+    sweep = tmp_path / "digits.yaml"
+    sweep.write_text(yaml.safe_dump({"config": "digits_narrow.yaml", "flags": {"trainer.max_steps": 2, "wandb_mode": "disabled"},
+                                     "grid": {"model.init_args.lr_hidden": [0.1, 0.05]}}))
+    spec = load_sweep(sweep, tmp_path / "out")
+    groups, why = plan(spec, spec.cells(), "auto")
+    assert [len(g) for g in groups] == [1, 1] and why.startswith("batched training")
