@@ -96,7 +96,9 @@ def run_group(cells: list[str], args_list: list[list[str]], group_dir: str, comp
     group_path = Path(group_dir)
     group_path.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    clis = [train.build_cli([*args, f"--output_dir={group_path / cell / 'runs'}", "--trainer.enable_progress_bar=false"])
+    # check_data=False: the members share one data set (``_same``), set up once from the first below
+    clis = [train.build_cli([*args, f"--output_dir={group_path / cell / 'runs'}", "--trainer.enable_progress_bar=false"],
+                            check_data=False)
             for cell, args in zip(cells, args_list)]
     reason = batch_blocker(clis[0]) or _same(clis)
     if reason:
