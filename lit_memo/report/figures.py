@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 from matplotlib.colors import LogNorm
@@ -65,7 +65,7 @@ def _varying(runs: Sequence[Run], skip: Iterable[str] = ()) -> list[str]:
     return [k for k in keys if len({repr(r.get(k) if r.get(k) not in (None, False, "") else None) for r in runs}) > 1]
 
 
-LR_KEYS = ("lr_hidden", "lr_outer", "lr")
+LR_KEYS = ("lr_hidden", "lr_outer", "lr", "optimizer_lr")
 
 
 # -- Fig. 4: width x radius heatmaps ---------------------------------------------------------
@@ -78,15 +78,9 @@ def grid_heatmaps(runs: Sequence[Run], metric: str, label: str, title: str,
     """
     figures = {}
     for setting, group in split_by_setting(runs).items():
-        cells: dict[tuple, Run] = {}
-        for run in group:
-            width, regime = width_of(run), run.get("regime")
-            if width is None or regime is None or metric not in run.final:
-                continue
-            key = (PANEL_OF_REGIME.get(regime, regime), width, run.get("radius", math.inf))
-            best = cells.get(key)
-            if best is None or _score(run, select) < _score(best, select):
-                cells[key] = run
+        drawn = [r for r in group if width_of(r) is not None and r.get("regime") is not None and metric in r.final]
+        cells = _best_per(drawn, lambda r: (PANEL_OF_REGIME.get(r.get("regime"), r.get("regime")), width_of(r),
+                                            r.get("radius", math.inf)), select)
         if len(cells) < 2:  # one cell is no grid
             continue
         panels = sorted({k[0] for k in cells}, key=lambda p: (p != "ours", p))
@@ -152,12 +146,13 @@ def loss_curves(runs: Sequence[Run], metric: str = "train/loss", every: int = GE
         by_panel: dict[str, list[Run]] = defaultdict(list)
         for run in group:
             by_panel[str(run.get("regime", ""))].append(run)
+        by_panel = {panel: _best_over_lrs(members, metric) for panel, members in by_panel.items()}
         panels = sorted(by_panel)
-        tallest = max(len(_best_over_lrs(m, metric)) for m in by_panel.values())  # room for the longest legend
+        tallest = max(len(m) for m in by_panel.values())  # room for the longest legend
         fig = Figure(figsize=(max(6.5, 5.2 * len(panels)), max(4.2, 2.2 + 0.2 * tallest)), layout="constrained")
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         for ax, panel in zip(axes, panels):
-            members = _best_over_lrs(by_panel[panel], metric)
+            members = by_panel[panel]
             keys = _varying(members, skip=("regime",))
             for run in sorted(members, key=lambda r: [repr(r.get(k)) for k in keys]):
                 s, v = ge_smooth(*run.curves[metric], every=every, window=window)
@@ -179,15 +174,21 @@ def loss_curves(runs: Sequence[Run], metric: str = "train/loss", every: int = GE
 def _best_over_lrs(runs: Sequence[Run], metric: str) -> list[Run]:
     """Of runs that differ in learning rates, the one with the lowest final ``metric`` per setting of
     everything else (the paper's best of its learning-rate grid; a 49-pair sweep would draw 49 curves)."""
-    if not set(_varying(runs)) & set(LR_KEYS):
+    varying = _varying(runs)
+    if not set(varying) & set(LR_KEYS):
         return list(runs)
-    rest = [k for k in _varying(runs) if k not in LR_KEYS]
-    best: dict[str, Run] = {}
+    rest = [k for k in varying if k not in LR_KEYS]
+    return list(_best_per(runs, lambda r: repr([r.get(k) for k in rest]), metric).values())
+
+
+def _best_per(runs: Iterable[Run], key: Callable[[Run], Any], metric: str) -> dict[Any, Run]:
+    """The run with the lowest final ``metric`` per ``key`` (the first of equals; NaN/inf lose)."""
+    best: dict[Any, Run] = {}
     for run in runs:
-        key = repr([run.get(k) for k in rest])
-        if key not in best or _score(run, metric) < _score(best[key], metric):
-            best[key] = run
-    return list(best.values())
+        k = key(run)
+        if k not in best or _score(run, metric) < _score(best[k], metric):
+            best[k] = run
+    return best
 
 
 def _fmt_value(value: Any) -> str:
