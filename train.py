@@ -20,7 +20,6 @@ import time
 import traceback
 from pathlib import Path
 from typing import Any, Optional
-from unittest import mock
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 WANDB_MODES = ("auto", "online", "offline", "disabled")
@@ -185,6 +184,8 @@ def build_cli(args: Optional[list[str]] = None, check_data: bool = True):
                for a in args):
         quick_checks(args, configs)
     links = given_links(args, configs)
+
+    from unittest import mock  # here, not at the top: asyncio's import would slow every early error
 
     from lit_memo.cli import MemoCLI, install_inf_loader
 

@@ -36,7 +36,6 @@ class MetricsTracker(Logger):
         self._save_dir = save_dir
         self.last: dict[str, float] = {}
         self.best: dict[str, float] = {}
-        self.last_step: dict[str, int] = {}
 
     @property
     def name(self) -> str:
@@ -60,8 +59,6 @@ class MetricsTracker(Logger):
         for key, value in metrics.items():
             value = float(value)
             self.last[key] = value
-            if step is not None:
-                self.last_step[key] = int(step)
             if key.endswith("loss") and not math.isnan(value):
                 self.best[key] = min(value, self.best.get(key, math.inf))
 

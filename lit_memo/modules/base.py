@@ -407,7 +407,7 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
 
         given = self._trainer.callbacks if self._trainer is not None else []
         # Lightning lets a module's callbacks replace the Trainer's of the same type: keep the user's own
-        return [PerturbedGDCallback()] + ([] if any(isinstance(cb, DivergenceStop) for cb in given) else [DivergenceStop()])
+        return [cb for cb in (PerturbedGDCallback(), DivergenceStop()) if not any(isinstance(g, type(cb)) for g in given)]
 
     def configure_optimizers(self):
         hidden, outer = self.hidden_parameters(), self.outer_parameters()

@@ -120,7 +120,6 @@ class PerturbedGD(Optimizer):
                                  f"eta = c / l (or lr) = {self.constants.lr}; remove the group's lr (lr_hidden)")
             group["lr"] = self.constants.lr
         self.wait = math.ceil(self.constants.t_thres)
-        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.t = 0
         self.t_noise = -self.wait - 1
