@@ -382,10 +382,8 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
             self._loss_best = torch.tensor(checkpoint["loss_best"])
         # a checkpoint of another DataModule class has no entry Lightning would hand to ours: check here
         dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        if hasattr(dm, "check_training_set") and type(dm).__qualname__ not in checkpoint:
-            for value in checkpoint.values():
-                if isinstance(value, dict) and "training_set" in value:
-                    dm.check_training_set(value["training_set"])
+        if hasattr(dm, "check_checkpoint") and type(dm).__qualname__ not in checkpoint:
+            dm.check_checkpoint(checkpoint)
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
