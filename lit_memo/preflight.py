@@ -15,6 +15,8 @@ from typing import Any, Mapping, Optional
 import pytorch_lightning as pl
 import torch
 
+from lit_memo.modules.projected import unanchored_groups
+
 # options that define the constraint sets: resuming with another value changes the problem solved
 CONSTRAINT_OPTIONS = ("regime", "radius", "zeta", "gamma")
 ALLOW_FLAG = "--allow_resume_changes=true"
@@ -142,8 +144,7 @@ def _check_resume_changes(path: str, ckpt: Mapping[str, Any], model: pl.Lightnin
     changed = {k: (saved[k], now[k]) for k in now if k in saved and not _same(saved[k], now[k])}
     problems = [f"{k} {changed[k][0]!r} -> {changed[k][1]!r}" for k in CONSTRAINT_OPTIONS if k in changed]
     groups = model.constraint_groups() if hasattr(model, "constraint_groups") else {}
-    anchors = ckpt.get("constraint_anchors") or {}
-    unanchored = [name for name, group in groups.items() if group.needs_anchor and name not in anchors]
+    unanchored = unanchored_groups(groups, ckpt)
     if unanchored:
         problems.append(f"constraint group(s) {', '.join(unanchored)} have no anchor in the checkpoint, so the ball "
                         "would be centred on the resume point instead of the initial weights")

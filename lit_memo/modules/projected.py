@@ -15,6 +15,13 @@ from lit_memo.optim.projections import Moved
 _CKPT_KEY = "constraint_anchors"
 
 
+def unanchored_groups(groups: dict[str, Constraint], checkpoint: dict[str, Any]) -> list[str]:
+    """Names of the groups that need an anchor (a ball) but have none saved in ``checkpoint``:
+    resuming would centre them on the resume point. Read by the mixin and by train.py's pre-flight."""
+    saved = checkpoint.get(_CKPT_KEY) or {}
+    return [name for name, group in groups.items() if group.needs_anchor and name not in saved]
+
+
 class ProjectedOptimizerMixin:
     """Project every constraint group onto its set after every real optimizer step.
 
@@ -196,8 +203,7 @@ class ProjectedOptimizerMixin:
             self._check_resumed_anchors(checkpoint, trainer.ckpt_path)
 
     def _check_resumed_anchors(self, checkpoint: dict[str, Any], path: Any) -> None:
-        saved = checkpoint.get(_CKPT_KEY) or {}
-        missing = [name for name, group in self._groups().items() if group.needs_anchor and name not in saved]
+        missing = unanchored_groups(self._groups(), checkpoint)
         if not missing:
             return
         what = (f"resuming fit from {path}: the checkpoint holds no anchor (the initial weights the ball is centred "

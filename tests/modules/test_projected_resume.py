@@ -53,3 +53,15 @@ def test_evaluating_an_anchorless_checkpoint_is_not_a_resume(make_trainer, ancho
         warnings.filterwarnings("error", message=".*no anchor")
         make_trainer().validate(module, datamodule=data, ckpt_path=anchorless_ckpt)
         ShallowNetModule.load_from_checkpoint(anchorless_ckpt)
+
+
+def test_unanchored_groups_lists_balls_without_a_saved_anchor():
+    """The one list both the mixin (above) and train.py's pre-flight read: balls only, by their saved anchors."""
+    from lit_memo.modules.projected import unanchored_groups
+
+    module = ShallowNetModule(input_shape=(6,), width=12, regime="ours", radius=0.3, zeta=0.1, gamma=10.0)
+    groups = module.constraint_groups()
+    assert sorted(groups) == ["hidden", "outer"]  # the outer set has no centre: never listed
+    assert unanchored_groups(groups, {}) == ["hidden"]
+    assert unanchored_groups(groups, {"constraint_anchors": None}) == ["hidden"]
+    assert unanchored_groups(groups, {"constraint_anchors": {"hidden": [torch.zeros(1)]}}) == []
