@@ -8,6 +8,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_warn
 
+from lit_memo.logging_steps import logs_train_step
+
 from .namespaces import Callback
 
 
@@ -19,8 +21,8 @@ class DivergenceStop(Callback):
     the run as *diverged*; the sweep table too). The check reads the loss the training step
     returns: in one CPU process every batch (free); on an accelerator or under several processes
     only on the batches Lightning logs (reading a loss waits for the device, and the ranks agree
-    through an all-reduce), or once every ``check_every`` GD steps when that is given. Lightning
-    ignores the stop until ``min_steps`` / ``min_epochs`` are reached.
+    through an all-reduce), every batch under ``fast_dev_run``, or once every ``check_every`` GD
+    steps when that is given. Lightning ignores the stop until ``min_steps`` / ``min_epochs`` are reached.
 
     lit_memo's modules attach it themselves (``configure_callbacks``); in another Lightning
     project pass it to the Trainer.
@@ -43,8 +45,8 @@ class DivergenceStop(Callback):
         if self.check_every:
             if trainer.global_step // self.check_every == self._last_check // self.check_every:
                 return
-        elif not free and not trainer._logger_connector.should_update_logs:
-            return  # Lightning's own logging test (its LearningRateMonitor reads it too): logging batches only
+        elif not free and not logs_train_step(trainer):
+            return  # logging batches only (the module reduces its loss on these too)
         self._last_check = trainer.global_step
         bad = not bool(torch.isfinite(loss.detach()).all())
         if trainer.world_size > 1:

@@ -22,6 +22,7 @@ from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from lit_memo.data.base import RepeatedBatch
+from lit_memo.logging_steps import logs_train_step
 from lit_memo.modules.mirrored import MirroredInitMixin
 from lit_memo.modules.projected import ProjectedOptimizerMixin
 from lit_memo.optim.constraints import BallConstraint, Constraint, OuterConstraint
@@ -318,9 +319,7 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
             self._fold_losses()
 
     def _logs_this_step(self) -> bool:
-        trainer = self._trainer
-        # Lightning's own test, which its LearningRateMonitor reads too
-        return trainer is not None and (trainer._logger_connector.should_update_logs or bool(trainer.fast_dev_run))
+        return self._trainer is not None and logs_train_step(self._trainer)
 
     def _fold_losses(self) -> None:
         """Turn the pending losses into whole-batch losses (the mean over ranks of the weighted ones:

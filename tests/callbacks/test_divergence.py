@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
+from types import SimpleNamespace
 
 import pytest
 import pytorch_lightning as pl
@@ -13,6 +15,7 @@ import train
 from lit_memo.callbacks import DivergenceStop
 from lit_memo.callbacks.divergence import diverged_at
 from lit_memo.data import SyntheticDataModule
+from lit_memo.logging_steps import logs_train_step
 from lit_memo.modules import ShallowNetModule
 
 QUIET = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
@@ -66,6 +69,21 @@ def test_reusable_in_another_lightning_project():
     trainer = pl.Trainer(max_steps=300, accelerator="cpu", callbacks=[stop], **QUIET)
     trainer.fit(PlainRegression(lr=50.0))
     assert stop.diverged_at is not None and trainer.global_step == stop.diverged_at < 300
+
+
+@pytest.mark.parametrize("fast_dev_run,logged,checked", [(0, False, False), (0, True, True), (2, False, True)])
+def test_under_ddp_it_checks_the_batches_lightning_logs(fast_dev_run, logged, checked):
+    """Two ranks (a stub trainer: the decision only): no check, and no collective, off the logging
+    batches; under fast_dev_run Lightning logs every batch, so every batch is checked (was: none)."""
+    trainer = SimpleNamespace(world_size=2, global_step=3, fast_dev_run=fast_dev_run, should_stop=False,
+                              _logger_connector=SimpleNamespace(should_update_logs=logged),
+                              strategy=SimpleNamespace(reduce_boolean_decision=lambda bad, all: bad))
+    assert logs_train_step(trainer) is checked  # the same test the module reduces its loss on
+    stop = DivergenceStop()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the "not finite" warning
+        stop.on_train_batch_end(trainer, SimpleNamespace(log=lambda *a, **k: None), torch.tensor(math.nan), None, 0)
+    assert (stop.diverged_at == 3) is checked and trainer.should_stop is checked
 
 
 def test_train_py_reports_a_diverged_run(tmp_path, capsys):
