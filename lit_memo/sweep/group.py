@@ -1,4 +1,5 @@
-"""A group of sweep cells trained as one stacked model (see ``batched.py``), in one worker.
+"""A group of sweep cells trained as one stacked model (see ``batched.py``; quadratic nets:
+``batched_quadratic.py`` via ``group_quadratic.py``), in one worker.
 
 Each member is first built through ``train.build_cli`` from its own arguments, exactly as
 ``train.py`` would run it alone: that gives its initial weights (its seed), data, regime and
@@ -17,7 +18,9 @@ from typing import Any, Optional
 
 import torch
 
-from lit_memo.sweep.batched import BatchedShallowTrainer, Member
+from lit_memo.sweep.batched import BATCHABLE_KEYS, BatchedShallowTrainer, Member
+from lit_memo.sweep.batched_quadratic import BATCHABLE_KEYS as QUADRATIC_KEYS
+from lit_memo.sweep.group_quadratic import is_quadratic, member_rows, quadratic_blocker, run_quadratic_group
 from lit_memo.sweep.worker import load_train, write_result
 
 STATE = "group_state.pt"
@@ -25,12 +28,34 @@ STATE = "group_state.pt"
 
 def batch_blocker(cli) -> Optional[str]:
     """None when this built config can train in a batched group, else the reason it cannot."""
-    from lit_memo.data.synthetic import SyntheticDataModule
     from lit_memo.modules.shallow import ShallowNetModule
 
+    if is_quadratic(cli.model):
+        return quadratic_blocker(cli)
+    if type(cli.model) is not ShallowNetModule:
+        return (f"model {type(cli.model).__name__} has no batched implementation (only ShallowNetModule, "
+                "QuadraticModule and ThreeLayerQuadraticModule)")
+    return _shallow_blocker(cli)
+
+
+def batchable_keys(cli) -> tuple[str, ...]:
+    """The config keys members of one batched group may differ in, for this built config's model."""
+    return QUADRATIC_KEYS if is_quadratic(cli.model) else BATCHABLE_KEYS
+
+
+def member_bytes(cli, cell: dict[str, Any]) -> int:
+    """Bytes of one member's largest per-step activation (batch rows x width floats), with the
+    cell's own width / n where it sets them (the runner sizes groups by it)."""
+    width = int(cell.get("model.init_args.width", cli.model.hparams.width))
+    if is_quadratic(cli.model):
+        return 4 * member_rows(cli, cell) * width
+    return 4 * int(cell.get("data.init_args.n", cli.datamodule.hparams.n)) * width
+
+
+def _shallow_blocker(cli) -> Optional[str]:
+    from lit_memo.data.synthetic import SyntheticDataModule
+
     model, data, cfg = cli.model, cli.datamodule, cli.config
-    if type(model) is not ShallowNetModule:
-        return f"model {type(model).__name__} has no batched implementation (only ShallowNetModule)"
     if model.task != "regression" or model.hparams.get("bias"):
         return "batched training covers the bias-free regression net of Zhang et al. Fig. 4"
     if type(data) is not SyntheticDataModule or not data.hparams.full_batch or data.hparams.n_val or data.hparams.n_test:
@@ -97,9 +122,13 @@ def run_group(cells: list[str], args_list: list[list[str]], group_dir: str, comp
     group_path.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     # check_data=False: the members share one data set (``_same``), set up once from the first below
-    clis = [train.build_cli([*args, f"--output_dir={group_path / cell / 'runs'}", "--trainer.enable_progress_bar=false"],
-                            check_data=False)
-            for cell, args in zip(cells, args_list)]
+    clis, rng_states = [], []
+    for cell, args in zip(cells, args_list):
+        clis.append(train.build_cli([*args, f"--output_dir={group_path / cell / 'runs'}",
+                                     "--trainer.enable_progress_bar=false"], check_data=False))
+        rng_states.append(torch.get_rng_state())  # where its run's first epoch would start (mini-batch order)
+    if is_quadratic(clis[0].model):
+        return run_quadratic_group(clis, rng_states, cells, group_path, start)
     reason = batch_blocker(clis[0]) or _same(clis)
     if reason:
         raise ValueError(f"cells {cells} cannot be batched: {reason}")

@@ -1,7 +1,7 @@
 """Run every cell of a sweep in worker processes and keep the results table up to date.
 
-Cells that vary only what batching supports (learning rates, seed, radius) and whose config is
-batchable train as stacked groups (``group.py``); everything else runs one train.py run per
+Cells that vary only what batching supports (learning rates, seed, radius: the model's batched
+trainer says which) and whose config is batchable train as stacked groups (``group.py``); everything else runs one train.py run per
 cell (``worker.py``). Finished cells are skipped on a re-run; a cell or group killed midway
 resumes from its checkpoint. SIGTERM/SIGINT stop the workers at once: only runs in flight
 are lost, and they resume next time.
@@ -19,7 +19,6 @@ from typing import Any, Optional
 
 from tqdm import tqdm
 
-from lit_memo.sweep.batched import BATCHABLE_KEYS
 from lit_memo.sweep.spec import SweepSpec, cell_id
 from lit_memo.sweep.table import ResultsTable
 from lit_memo.sweep.worker import RESULT, init_worker, load_train, read_result, run_cell
@@ -53,7 +52,7 @@ def plan(spec: SweepSpec, cells: list[dict[str, Any]], batching: str) -> tuple[l
     if batching == "off":
         return [[c] for c in cells], "batching off"
     train = load_train()
-    from lit_memo.sweep.group import batch_blocker
+    from lit_memo.sweep.group import batch_blocker, batchable_keys, member_bytes
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -63,16 +62,14 @@ def plan(spec: SweepSpec, cells: list[dict[str, Any]], batching: str) -> tuple[l
         reason = batch_blocker(cli)
     if reason:
         return [[c] for c in cells], reason
-    sizes = {"n": cli.datamodule.hparams.n, "width": cli.model.hparams.width}  # batchable: synthetic data, a width
+    keys = batchable_keys(cli)  # what the model's batched trainer lets members differ in
     by_rest: dict[str, list[dict]] = {}
     for cell in cells:
-        rest = {k: v for k, v in cell.items() if k not in BATCHABLE_KEYS}
+        rest = {k: v for k, v in cell.items() if k not in keys}
         by_rest.setdefault(cell_id(rest), []).append(cell)
     groups = []
     for members in by_rest.values():
-        width = members[0].get("model.init_args.width", sizes["width"])
-        n = members[0].get("data.init_args.n", sizes["n"])
-        per = max(1, GROUP_BYTES // (4 * int(n) * int(width)))
+        per = max(1, GROUP_BYTES // member_bytes(cli, members[0]))
         groups += [members[i:i + per] for i in range(0, len(members), per)]
     return groups, None
 
