@@ -35,21 +35,26 @@ def members(count, m=6, d=4, pairwise=True, lrs=None, radii=None, seed=0):
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "softplus", "square"])
 @pytest.mark.parametrize("pairwise", [True, False])
-def test_hand_written_gradients_equal_autograd(activation, pairwise):
-    """The explicit backward against autograd through the plain per-member formula (float64)."""
-    x, y = data()
-    x, y = x.double(), y.double()[:, None]
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_hand_written_gradients_equal_autograd(activation, pairwise, outputs):
+    """The explicit backward (in place, one output folded into the last matmul; several: the
+    general form) against autograd through the plain per-member formula (float64)."""
+    x, _ = data()
+    x = x.double()
+    y = torch.randn(len(x), outputs, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     ms = members(3, pairwise=pairwise)
     w = torch.stack([m.w0 for m in ms]).double().requires_grad_()
-    v = torch.stack([m.v0 for m in ms]).double().requires_grad_()
-    loss, gw, gv = loss_and_grads(x, y, w, v, activation, pairwise)
+    v = torch.stack([m.v0.expand(outputs, -1) * torch.arange(1, outputs + 1)[:, None] for m in ms]).double().requires_grad_()
+    loss, gw, gv = loss_and_grads(x, y, w.detach(), v.detach(), activation, pairwise)
     act = {"tanh": torch.tanh, "relu": torch.relu, "softplus": torch.nn.functional.softplus, "square": torch.square}[activation]
-    total = 0
+    total, losses = 0, []
     for g in range(3):
         h = act(x @ w[g].T)
         phi = h[:, :3] - h[:, 3:] if pairwise else h
-        total = total + ((phi @ v[g].T - y) ** 2).mean()
+        losses.append(((phi @ v[g].T - y) ** 2).mean())
+        total = total + losses[-1]
     ref_w, ref_v = torch.autograd.grad(total, (w, v))
+    torch.testing.assert_close(loss, torch.stack(losses).detach())
     torch.testing.assert_close(gw, ref_w)
     torch.testing.assert_close(gv, ref_v)
 
