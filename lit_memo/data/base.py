@@ -5,12 +5,19 @@ from __future__ import annotations
 import hashlib
 import itertools
 import sys
-from typing import Any, Iterator
+import warnings
+from typing import Any, Iterator, Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
 
 _STATE_KEY = "training_set"  # the datamodule's entry in a checkpoint: what the run trained on
+# 2: parts computed in floating point are compared with FLOAT_RTOL (format 1 hashed them bitwise,
+# so a resume on a machine whose BLAS or SIMD rounds differently was refused)
+FINGERPRINT_FORMAT = 2
+# our choice: float32 rounding of a value (6e-8) summed over up to ~1e3 terms in another order,
+# with room to spare; a different subset, seed or option moves these parts by orders of magnitude more
+FLOAT_RTOL = 1e-4
 
 
 def tensor_digest(*tensors: torch.Tensor) -> str:
@@ -19,8 +26,39 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
     for t in tensors:
         t = t.detach().cpu().contiguous()
         h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+        h.update(t.numpy() if t.dtype != torch.bfloat16 else t.float().numpy())  # its buffer: no copy
     return h.hexdigest()[:16]
+
+
+def float_sketch(t: torch.Tensor, k: int = 4) -> list[float]:
+    """``k x k`` float64 sums ``R1^T X R2`` of ``t`` as a matrix ``X`` (one row per sample) with
+    fixed random signs ``R1``, ``R2``: a record of a float tensor that rounding moves by about
+    its relative size (so :func:`floats_close` accepts it) and any real change of the values,
+    the shape or the row count moves by O(1) of its scale."""
+    x = t.detach().cpu().reshape(len(t), -1).double()
+    gen = torch.Generator().manual_seed(0)
+    signs = [torch.randint(0, 2, (m, k), generator=gen).double().mul_(2).sub_(1) for m in x.shape]
+    return (signs[0].T @ x @ signs[1]).flatten().tolist()
+
+
+def floats_close(a: Sequence[float], b: Sequence[float], rtol: float = FLOAT_RTOL) -> bool:
+    """Same length and ``max|a - b| <= rtol * max(|a|, |b|)``: equal up to rounding, relative to the
+    record's scale (an element that is ~0 by cancellation is not held to its own tiny size)."""
+    if len(a) != len(b):
+        return False
+    if not a:
+        return True
+    x, y = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+    if not (x.isfinite().all() and y.isfinite().all()):  # NaN/inf: only where the other has the same
+        return bool(((x == y) | (x.isnan() & y.isnan())).all())
+    return bool((x - y).abs().max() <= rtol * torch.maximum(x.abs().max(), y.abs().max()))
+
+
+def _same_part(now: Any, saved: Any) -> bool:
+    """Digests (strings) must be equal; float records (lists) close."""
+    if isinstance(now, list) and isinstance(saved, list):
+        return floats_close(now, saved)
+    return now == saved
 
 
 class MemoDataModule(pl.LightningDataModule):
@@ -61,12 +99,17 @@ class MemoDataModule(pl.LightningDataModule):
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
     # -- the training set is part of the run: a resume on other data is refused ----------------
-    def training_set_fingerprint(self) -> dict[str, str]:
-        """Digest of each part of the training set (``inputs``, ``targets``, ...), once set up.
+    # parts whose record is the same as in format 1: still compared in a checkpoint written then
+    format1_parts: tuple[str, ...] = ()
 
-        A subclass returns one entry per part it can tell apart, computed from the tensors the
-        model trains on (or, where those are too large to hash, from what determines them);
-        ``{}`` before ``setup``. The checkpoint stores it, and a resume compares it.
+    def training_set_fingerprint(self) -> dict[str, Any]:
+        """A record of each part of the training set (``inputs``, ``targets``, ...), once set up.
+
+        A subclass returns one entry per part it can tell apart: a digest string where the part
+        is exact (indices, class labels, pixels as read from the files, the options that make
+        it), a short list of floats (:func:`float_sketch`, fitted statistics) where it is
+        computed in floating point, whose last bits depend on the machine; ``{}`` before
+        ``setup``. The checkpoint stores it, and a resume compares it (the lists up to rounding).
         """
         return {}
 
@@ -75,7 +118,8 @@ class MemoDataModule(pl.LightningDataModule):
         if not fingerprint:
             return {}
         options = {k: repr(v) for k, v in self.hparams.items()}
-        return {_STATE_KEY: {"datamodule": type(self).__name__, "fingerprint": fingerprint, "options": options}}
+        return {_STATE_KEY: {"datamodule": type(self).__name__, "format": FINGERPRINT_FORMAT,
+                             "fingerprint": fingerprint, "options": options}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._expected_training_set = state_dict.get(_STATE_KEY)
@@ -104,14 +148,24 @@ class MemoDataModule(pl.LightningDataModule):
         if expected["datamodule"] != name:
             raise ValueError(f"the checkpoint was trained on {expected['datamodule']}, not {name}: resume with the "
                              "checkpoint's data config, or start a new run without --ckpt_path")
-        parts = [k for k in sorted(set(now) | set(expected["fingerprint"])) if now.get(k) != expected["fingerprint"].get(k)]
+        saved = expected["fingerprint"]
+        keys = sorted(set(now) | set(saved))
+        if expected.get("format", 1) < FINGERPRINT_FORMAT:  # written by an older lit_memo
+            keys = [k for k in self.format1_parts if k in saved]
+            unchecked = sorted(set(saved) - set(keys))
+            if unchecked:
+                warnings.warn(f"{name}: the checkpoint's training-set record is of an older format (it hashed floats "
+                              f"bitwise); its {', '.join(unchecked)} cannot be compared and are not checked"
+                              + (f" (checked: {', '.join(keys)})" if keys else ""), stacklevel=2)
+        parts = [k for k in keys if not _same_part(now.get(k), saved.get(k))]
         if not parts:
             return
         ours = {k: repr(v) for k, v in self.hparams.items()}
         changed = [f"{k}: {expected['options'].get(k, '(unset)')} -> {v}" for k, v in ours.items()
                    if expected["options"].get(k) != v]
         raise ValueError(
-            f"{name}: the training {' and '.join(parts)} differ from those the checkpoint was trained on"
+            f"{name}: the training {', '.join(parts[:-1]) + ' and ' if len(parts) > 1 else ''}{parts[-1]} differ from "
+            "those the checkpoint was trained on"
             + (f" (data options changed: {'; '.join(changed)})" if changed else " (same options: the data on disk changed)")
             + "; resume with the checkpoint's data options, or start a new run without --ckpt_path")
 

@@ -235,6 +235,7 @@ class ImageDataModule(MemoDataModule):
         self.train_indices = self.true_targets = self.train_targets = None
         self.mean = self.std = None
         self.pca: Optional[PCAProjection] = None
+        self._pixels_digest: Optional[str] = None  # the training subset's pixels as read (tensor pipeline)
 
     # -- validation ------------------------------------------------------------------------
     def _fail(self, field: str, message: str) -> ValueError:
@@ -405,6 +406,7 @@ class ImageDataModule(MemoDataModule):
     def _build_tensor_splits(self, parts: dict) -> None:
         raw = {name: self._split_images(split, idx) for name, (split, idx, _) in parts.items()}
         train = raw["train"]
+        self._pixels_digest = tensor_digest(train)  # decoded file contents: the same bits on any machine
 
         def pixel_batches(positions: torch.Tensor) -> Iterator[torch.Tensor]:
             return (to_float(train[positions[i:i + CHUNK]]) for i in range(0, len(positions), CHUNK))
@@ -475,23 +477,26 @@ class ImageDataModule(MemoDataModule):
         return self._has_split(self.split_names[1])
 
     # -- the training set is part of the run: checked on resume (MemoDataModule) -------------
-    def training_set_fingerprint(self) -> dict[str, str]:
-        """The subset (indices), its training labels, and the inputs: the options and fitted
-        statistics that make them plus the prepared inputs of the first samples (tensor pipeline),
-        so another seed, subset, label option, normalisation, unit norm, noise, PCA or changed
-        files on disk are told apart without hashing the whole dataset."""
+    format1_parts = ("subset", "targets")
+
+    def training_set_fingerprint(self) -> dict[str, Any]:
+        """The subset (indices), its training labels, and the inputs: exactly, what determines
+        them (the input options and seed, and with the tensor pipeline the pixels of the whole
+        subset as read from the files); up to rounding, the statistics fitted on them
+        (normalisation, PCA variances), whose last bits depend on the machine's BLAS. Another
+        seed, subset, label option, input option or changed files on disk are told apart, and a
+        resume on another machine is not refused for rounding."""
         if "train" not in self.splits:
             return {}
-        hp, ds = self.hparams, self.splits["train"]
-        options = {k: hp[k] for k in ("flatten", "normalize", "mean", "std", "unit_norm", "noise_std", "pca_dim")}
-        fitted = [t for t in (self.mean, self.std) if t is not None]
-        if self.pca is not None:
-            fitted += [self.pca.mean, self.pca.components]
-        if isinstance(ds, TensorSplit):  # stored as computed on the CPU: the same bits on any device
-            k = min(64, len(ds))
-            fitted += [ds.images[:k]] + ([] if ds.noise is None else [ds.noise[:k]])
-        inputs = hashlib.sha256(f"{self.dataset_name} {options} augment={self.augment}".encode())
-        inputs.update(tensor_digest(*fitted).encode())
+        hp = self.hparams
+        options = {k: hp[k] for k in ("flatten", "normalize", "mean", "std", "unit_norm", "noise_std", "pca_dim", "seed")}
+        inputs = hashlib.sha256(f"{self.dataset_name} {options} augment={self.augment} "
+                                f"stats_images={self.stats_images} pixels={self._pixels_digest}".encode())
         targets = self.train_targets.float() if hp.targets == "float" else self.train_targets
-        return {"subset": tensor_digest(self.train_indices), "targets": tensor_digest(targets),
-                "inputs": inputs.hexdigest()[:16]}
+        record: dict[str, Any] = {"subset": tensor_digest(self.train_indices), "targets": tensor_digest(targets),
+                                  "inputs": inputs.hexdigest()[:16]}
+        if self.mean is not None:
+            record["normalisation statistics"] = self.mean.tolist() + self.std.tolist()
+        if self.pca is not None:
+            record["PCA variances"] = self.pca.explained_variance_ratio.tolist()  # sign/rotation-free, unlike components
+        return record

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from lit_memo.data.base import MemoDataModule, RepeatedBatch, tensor_digest
+from lit_memo.data.base import MemoDataModule, RepeatedBatch, float_sketch
 from lit_memo.data.sampling import check_eval_splits, eval_sampler
 from lit_memo.data.transforms import make_generator
 from lit_memo.models.shallow import OneHiddenLayerNet
@@ -106,11 +106,14 @@ class SyntheticDataModule(MemoDataModule):
         self.check_training_set()  # a checkpoint loaded before setup is checked here
         check_eval_splits(self.splits, self.trainer)  # too few samples for the ranks: refused now, not after fit
 
-    def training_set_fingerprint(self) -> dict[str, str]:
+    def training_set_fingerprint(self) -> dict[str, Any]:
+        """Sketches of the training inputs and targets, compared up to rounding: drawn and
+        normalised in float32 (a teacher's labels through a matmul), their last bits depend on
+        the machine's SIMD and BLAS, while another seed, n, d or label kind changes them wholesale."""
         if "train" not in self.splits:
             return {}
         x, y = self.splits["train"].tensors
-        return {"inputs": tensor_digest(x), "targets": tensor_digest(y)}
+        return {"inputs": float_sketch(x), "targets": float_sketch(y)}
 
     def train_dataloader(self):
         data = self.splits["train"]

@@ -128,3 +128,76 @@ def test_teacher_labels_do_not_depend_on_the_held_out_size():
     for dm in (plain, bigger):
         dm.setup("fit")
     assert plain.training_set_fingerprint() == bigger.training_set_fingerprint()
+
+
+def _rounded(value, rel=1e-6):
+    """``value`` moved by a relative ``rel``: what another machine's BLAS/SIMD rounding does to a fitted float."""
+    return value * (1 + rel)
+
+
+@pytest.mark.parametrize("rel,accepted", [(1e-6, True), (1e-2, False)])
+def test_image_resume_compares_fitted_statistics_up_to_rounding(monkeypatch, rel, accepted):
+    """Format 1 hashed the fitted mean/std/PCA bitwise: a resume on another machine was refused."""
+    import lit_memo.data.image as image
+    from lit_memo.data.transforms import PCAProjection
+
+    opts = dict(DIGITS, normalize=True, pca_dim=20)
+    first = DigitsDataModule(**opts)
+    saved = record(first)
+    stats, fit = image.channel_stats, PCAProjection.fit
+    monkeypatch.setattr(image, "channel_stats", lambda batches: tuple(_rounded(t, rel) for t in stats(batches)))
+    monkeypatch.setattr(PCAProjection, "fit", classmethod(lambda cls, x, k: PCAProjection(
+        *(_rounded(t, rel) for t in (lambda p: (p.mean, p.components, p.explained_variance_ratio))(fit(x, k))))))
+    other = DigitsDataModule(**opts)
+    other.setup("fit")
+    assert not torch.equal(other.splits["train"].images, first.splits["train"].images)  # the inputs' last bits moved
+    if accepted:
+        other.load_state_dict(saved)
+        return
+    with pytest.raises(ValueError, match="training PCA variances and normalisation statistics differ .*same options: "
+                                         "the data on disk changed"):
+        other.load_state_dict(saved)
+
+
+def test_synthetic_resume_compares_the_data_up_to_rounding(monkeypatch):
+    saved = record(SyntheticDataModule(**SYNTH, labels="teacher"))
+    make = SyntheticDataModule.make_tensors
+    monkeypatch.setattr(SyntheticDataModule, "make_tensors", lambda self: tuple(
+        torch.nextafter(t, torch.full_like(t, 2.0)) for t in make(self)))  # every value one ulp up
+    same = SyntheticDataModule(**SYNTH, labels="teacher")
+    same.setup("fit")
+    same.load_state_dict(saved)
+    other = SyntheticDataModule(**{**SYNTH, "seed": 1}, labels="teacher")
+    other.setup("fit")
+    with pytest.raises(ValueError, match="training inputs and targets differ .*seed: 0 -> 1"):
+        other.load_state_dict(saved)
+
+
+def test_another_subset_or_seed_is_refused_with_the_fix():
+    saved = record(DigitsDataModule(**DIGITS, normalize=True))
+    for change, option in ((dict(seed=1), "seed: 0 -> 1"), (dict(subset_size=150), "subset_size: 200 -> 150")):
+        other = DigitsDataModule(**{**DIGITS, "normalize": True, **change})
+        other.setup("fit")
+        with pytest.raises(ValueError) as err:
+            other.load_state_dict(saved)
+        message = str(err.value)
+        parts, rest = message.split(" differ from those the checkpoint was trained on (data options changed: ")
+        assert parts.startswith("DigitsDataModule: the training ") and "subset" in parts, message
+        assert option in rest and "resume with the checkpoint's data options, or start a new run without --ckpt_path" in rest
+
+
+def test_a_format_1_record_is_checked_where_it_can_be():
+    """A checkpoint written before format 2 hashed the inputs bitwise: that part is skipped (with a
+    warning), the subset and labels are still compared."""
+    saved = record(DigitsDataModule(**DIGITS))
+    old = saved["training_set"]
+    old.pop("format")
+    old["fingerprint"]["inputs"] = "0123456789abcdef"
+    same = DigitsDataModule(**DIGITS)
+    same.setup("fit")
+    with pytest.warns(UserWarning, match="older format .* its inputs cannot be compared .*checked: subset, targets"):
+        same.load_state_dict(saved)
+    other = DigitsDataModule(**{**DIGITS, "seed": 1})
+    other.setup("fit")
+    with pytest.raises(ValueError, match="training subset and targets differ .*seed: 0 -> 1"), pytest.warns(UserWarning):
+        other.load_state_dict(saved)
