@@ -41,6 +41,7 @@ def resolve_config_args(args: list[str]) -> tuple[list[str], list[str]]:
     read here, so a YAML syntax error names its file and line.
     """
     out, configs = list(args), []
+    _YAML_CACHE.clear()  # each command reads its files afresh
     for i, arg in enumerate(out):
         if arg in ("--config", "-c") and i + 1 < len(out):
             out[i + 1] = _resolve_config(out[i + 1])
@@ -65,13 +66,23 @@ def _resolve_config(name: str) -> str:
     return path
 
 
+_YAML_CACHE: dict[tuple[str, int, int], Any] = {}  # (path, mtime_ns, size) -> parsed file, for one command
+
+
 def _load_yaml(path: str) -> Any:
+    """The parsed file, read once per command (the front reads a config up to 7 times); callers
+    must not modify it."""
     import yaml
 
     if Path(path).is_dir():
         raise ConfigError(f"--config {path} is a folder; give a YAML file")
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)  # an edited file is read again
+    if key in _YAML_CACHE:
+        return _YAML_CACHE[key]
     try:
-        return yaml.safe_load(Path(path).read_text())
+        _YAML_CACHE[key] = parsed = yaml.safe_load(Path(path).read_text())
+        return parsed
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else path
