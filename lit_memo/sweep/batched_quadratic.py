@@ -21,6 +21,7 @@ member keeps the RNG state its run would have, the real loader is iterated under
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
@@ -212,7 +213,9 @@ class BatchedQuadraticTrainer:
         for i in self.alive:
             member = self.members[i]
             if member.scheduler is not None:
-                member.scheduler.step()
+                with warnings.catch_warnings():  # its optimizer never steps (the stack does): torch would warn
+                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+                    member.scheduler.step()
                 member.lr = member.scheduler.optimizer.param_groups[0]["lr"]
             lrs.append(member.lr)
         self.lr = torch.tensor(lrs, dtype=torch.float64)
