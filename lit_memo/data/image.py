@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
+from pytorch_lightning.strategies.launchers import _MultiProcessingLauncher
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
@@ -146,6 +147,19 @@ class IndexedSplit(Dataset):
             std, seed, split = self.noise
             x = x + perturbation([j], x.shape, std, seed, split)[0]
         return x, self.targets[i]
+
+
+def starts_ranks_by_multiprocessing(trainer: Any) -> bool:
+    """Whether this process will start the trainer's ranks by multiprocessing (``ddp_spawn``,
+    ``ddp_fork``, ``ddp_notebook``) and is none of them yet (no process group).
+
+    train.py's pre-flight sets the data up in that parent: moved to the GPU there, CUDA would be
+    initialised before the fork (Lightning then refuses to start the ranks) and every rank would
+    inherit copies on ``cuda:0``. The parent keeps them on the CPU; each rank's ``setup`` moves them.
+    """
+    launcher = getattr(trainer.strategy, "launcher", None)
+    in_a_rank = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return isinstance(launcher, _MultiProcessingLauncher) and not in_a_rank
 
 
 class ImageDataModule(MemoDataModule):
@@ -321,6 +335,8 @@ class ImageDataModule(MemoDataModule):
 
     def setup(self, stage: Optional[str] = None) -> None:
         if self.splits:
+            if self.trainer is not None:
+                self._place_splits()
             return
         self._locate()
         hp = self.hparams
@@ -415,10 +431,7 @@ class ImageDataModule(MemoDataModule):
         for name, (split, idx, targets) in parts.items():
             augment = self._augment_batch if (name == "train" and self.augment) else None
             self.splits[name] = TensorSplit(raw[name], targets, transform, self._noise(split, idx), augment)
-        device = self._device()
-        if device.type != "cpu":
-            for ds in self.splits.values():
-                ds.to(device)
+        self._place_splits()
 
     def _build_indexed_splits(self, parts: dict) -> None:
         hp = self.hparams
@@ -439,8 +452,20 @@ class ImageDataModule(MemoDataModule):
             self.splits[name] = IndexedSplit(bases[split], idx, targets, pil, transform.features, noise)
 
     def _device(self) -> torch.device:
+        """Where the tensor pipeline keeps the splits: the trainer's device, except in a process
+        that will start the ranks itself (see :func:`starts_ranks_by_multiprocessing`)."""
         trainer = self.trainer
-        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        if trainer is None or starts_ranks_by_multiprocessing(trainer):
+            return torch.device("cpu")
+        return trainer.strategy.root_device
+
+    def _place_splits(self) -> None:
+        """Move the in-memory splits to ``_device()``: once built, and again when a rank set up
+        from a parent's CPU copy (fork, spawn) calls ``setup``."""
+        device = self._device()
+        for ds in self.splits.values():
+            if isinstance(ds, TensorSplit) and ds.device != device:
+                ds.to(device)
 
     # -- loaders ---------------------------------------------------------------------------
     def _loader(self, name: str, shuffle: bool):
