@@ -1,4 +1,5 @@
-"""train.py with the module's ``compile: true`` vs the plain eager PyTorch loop, same process.
+"""train.py with the module's ``compile: true``, and with ``explicit_gradient: true`` (the hand-written
+in-place gradient, ShallowNetModule), vs the plain eager PyTorch loop, same process.
 
 Compile time (the first batch, forward and backward graphs) is reported apart from the step
 rate measured after it. Usage:
@@ -56,6 +57,7 @@ def main() -> None:
         clock = FirstBatchClock()
         cli.trainer.callbacks.append(clock)
         cli.trainer.fit(cli.model, datamodule=dm)
+        explicit_rate = max(_fit_rate(args, a.steps) for _ in range(2))
     steady = (a.steps - clock.first_steps) / (clock.end - clock.first)
     first = clock.first - clock.start
     compile_s = first - clock.first_steps / steady
@@ -67,6 +69,17 @@ def main() -> None:
           f"forward + backward: {cli.model.compile_seconds:.1f} s)")
     print(f"ratio compiled train.py / plain eager = {steady / plain_rate:.2f}x (steps), "
           f"{a.steps / (clock.end - clock.start) / plain_rate:.2f}x (whole loop, compile included)")
+    print(f"train.py, explicit_gradient on  : {explicit_rate:9.1f} steps/s (whole fit loop)")
+    print(f"ratio explicit_gradient train.py / plain eager = {explicit_rate / plain_rate:.2f}x")
+
+
+def _fit_rate(args: list[str], steps: int) -> float:
+    """GD steps per second of train.py's fit loop (on_train_start to on_train_end) with explicit_gradient."""
+    cli = train.build_cli([*args, "--model.init_args.explicit_gradient=true"])
+    clock = FirstBatchClock()
+    cli.trainer.callbacks.append(clock)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    return steps / (clock.end - clock.start)
 
 
 if __name__ == "__main__":

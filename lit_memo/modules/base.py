@@ -15,6 +15,7 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from pytorch_lightning.plugins.precision import Precision
 from pytorch_lightning.profilers import PassThroughProfiler
 from pytorch_lightning.strategies import SingleDeviceStrategy
+from pytorch_lightning.utilities import rank_zero_warn
 from pytorch_lightning.utilities.model_helpers import is_overridden
 from torch import nn
 from torch.utils.data import BatchSampler
@@ -227,6 +228,11 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
         super().on_train_start()
         self._pending_losses, self._unlogged = [], None  # a fit that raised midway must not leak into the next
         self._per_step_hooks_observed = per_step_hooks_observed(self.trainer, self)
+        # a hand-written gradient (ShallowNetModule's explicit_gradient) replaces autograd only on the plain path
+        self._explicit_on = getattr(self, "explicit_gradient", False) and not self._per_step_hooks_observed
+        if getattr(self, "explicit_gradient", False) and self._per_step_hooks_observed:
+            rank_zero_warn("explicit_gradient is off for this fit: DDP, AMP, a profiler or a per-step hook needs "
+                           "autograd's step; training uses autograd (same results, slower)")
         if not self.automatic_optimization:  # batches of K steps: no step-based checkpoint may be skipped
             from lit_memo.callbacks.step_checkpoint import check_step_checkpoints  # lazy: avoids an import cycle
 
@@ -249,16 +255,20 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
         share = self._train_share(len(y))
         for _ in range(steps):
             optimizer.zero_grad()
-            out, loss = self._train_forward_loss(x, y)
-            loss = loss if share is None else loss * share
-            if self._per_step_hooks_observed:
-                self.manual_backward(loss)
-                optimizer.step()
-            else:  # the same computation and step count, without dispatching hooks nobody overrides
+            if self._explicit_on:  # writes the gradients itself (one device: no share)
+                out, loss = self.explicit_forward_backward_(x, y)
+            else:
+                out, loss = self._train_forward_loss(x, y)
+                loss = loss if share is None else loss * share
+                if self._per_step_hooks_observed:
+                    self.manual_backward(loss)
+                    optimizer.step()
+                    continue
                 loss.backward()
-                optimizer._on_before_step()  # Lightning's own step bookkeeping (global_step)
-                optimizer.optimizer.step()
-                optimizer._on_after_step()
+            # the same computation and step count, without dispatching hooks nobody overrides
+            optimizer._on_before_step()  # Lightning's own step bookkeeping (global_step)
+            optimizer.optimizer.step()
+            optimizer._on_after_step()
         self._record_train_step(loss, out, y)  # the last step's
         scheduler = self.lr_schedulers()
         if scheduler is not None and self.lr_scheduler_interval == "step":

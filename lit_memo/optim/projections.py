@@ -220,7 +220,10 @@ def project_outer_(v: torch.Tensor, zeta: float, gamma: float, *, sync_free: Opt
         return False
     with torch.no_grad():
         a = v.abs()
-        level = _outer_level(a, zeta, gamma)
+        # max|v| <= gamma zeta: the level's objective rises from L = zeta on (only entries below L
+        # pay), so L = zeta, a clamp. The usual case in training (a few v_i near 0); no sort
+        floor_only = not sync_free and float(a.max()) <= gamma * zeta
+        level = zeta if floor_only else _outer_level(a, zeta, gamma)
         upper = gamma * level if math.isfinite(gamma) else None
         sign = torch.where(v < 0, -1.0, 1.0).to(v.dtype)
         projected = sign * a.clamp(min=level, max=upper)

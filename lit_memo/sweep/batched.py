@@ -26,59 +26,11 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from lit_memo.models.shallow import EXPLICIT_ACTIVATIONS, loss_and_grads
 from lit_memo.optim.projections import RTOL, in_outer_set, project_outer_
 
 # what may differ between members of one batched group (train.py keys)
 BATCHABLE_KEYS = ("model.init_args.lr_hidden", "model.init_args.lr_outer", "model.init_args.radius", "seed_everything")
-_ONE = torch.ones(())
-
-
-def _tanh_derivative_(z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    return torch.addcmul(_ONE, h, h, value=-1, out=h)  # 1 - h^2, over h (one pass)
-
-
-# activation: (forward, derivative). The forward may work in place on z (tanh, relu); the
-# derivative phi'(z) may overwrite z or h: both are dead by then (see loss_and_grads)
-ACTIVATIONS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]] = {
-    "tanh": (torch.tanh_, _tanh_derivative_),
-    "relu": (torch.relu_, lambda z, h: h.sign_()),  # h = relu(z) >= 0: sign(h) = 1[z > 0]
-    "softplus": (torch.nn.functional.softplus, lambda z, h: z.sigmoid_()),
-    "square": (torch.square, lambda z, h: z.mul_(2)),
-}
-
-
-def loss_and_grads(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, v: torch.Tensor, activation: str, pairwise: bool,
-                   scratch: Optional[torch.Tensor] = None):
-    """Squared loss ``mean((f - y)^2)`` of each member and its gradients w.r.t. W and v.
-
-    x: (n, d); y: (n, out); w: (G, m, d); v: (G, out, m/2) when pairwise (f = (phi_1 - phi_2) v^T),
-    else (G, out, m); scratch: a (G, n, m) buffer for the activations, reused step after step.
-    Returns loss (G,), grad_w, grad_v.
-
-    Written for memory traffic: at Fig. 4 sizes (n = 1000, m = 400) a step is bound by passes
-    over the (n, m) activations, not by FLOPs. So they live in one buffer that stays in cache
-    (tanh and its derivative in place) and are never copied: the pairwise output is
-    ``h @ [v, -v]``, and with one output the backward's ``(g_out v) * phi'(z)`` is folded into the
-    last matmul, ``grad_w = v * (phi'(z)^T (g_out * x))``. About 6 passes instead of autograd's ~14.
-    """
-    G, m, _ = w.shape
-    n, out = y.shape
-    z = torch.empty(G, n, m, dtype=x.dtype) if scratch is None else scratch
-    torch.bmm(x.expand(G, n, -1), w.transpose(1, 2), out=z)
-    forward, derivative_ = ACTIVATIONS[activation]
-    h = forward(z)
-    vv = torch.cat([v, -v], dim=-1) if pairwise else v  # (G, out, m)
-    residual = torch.bmm(h, vv.transpose(1, 2)).sub_(y)  # (G, n, out)
-    loss = residual.square().mean(dim=(1, 2))
-    g_out = residual.mul_(2.0 / (n * out))
-    grad_vv = torch.bmm(g_out.transpose(1, 2), h)  # (G, out, m)
-    grad_v = grad_vv[..., : m // 2] - grad_vv[..., m // 2:] if pairwise else grad_vv
-    deriv = derivative_(z, h)  # (G, n, m), phi'(z)
-    if out == 1:  # (G, d, n) @ (G, n, m): the cheap orientation of the thin matmul on a CPU
-        grad_w = torch.bmm((g_out * x).transpose(1, 2), deriv).mul_(vv).transpose(1, 2)
-    else:
-        grad_w = torch.bmm(torch.bmm(g_out, vv).mul_(deriv).transpose(1, 2), x.expand(G, n, -1))
-    return loss, grad_w, grad_v
 
 
 def train_step_(x, y, w, v, buf_w, buf_v, lr_w, lr_v, anchor, radius, momentum: float, activation: str,
@@ -89,7 +41,7 @@ def train_step_(x, y, w, v, buf_w, buf_v, lr_w, lr_v, anchor, radius, momentum: 
     per-member lrs (G, 1, 1), then each member's ball projection. Returns the loss before the
     step and, with ``outer_set``, which members' v left V (the exact projection onto V, a sort,
     runs outside for those only)."""
-    loss, grad_w, grad_v = loss_and_grads(x, y, w, v, activation, pairwise, scratch)
+    loss, grad_w, grad_v, _ = loss_and_grads(x, y, w, v, activation, pairwise, scratch)
     buf_w.mul_(momentum).add_(grad_w)
     buf_v.mul_(momentum).add_(grad_v)
     w.addcmul_(lr_w, buf_w, value=-1)
@@ -154,8 +106,8 @@ class BatchedShallowTrainer:
 
     def __init__(self, x, y, members: list[Member], *, activation: str, pairwise: bool, ball: bool, outer_set: bool,
                  zeta: float, gamma: float, momentum: float, log_every: int, compile: bool = False) -> None:
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"batched training supports activations {sorted(ACTIVATIONS)}, got {activation!r}")
+        if activation not in EXPLICIT_ACTIVATIONS:
+            raise ValueError(f"batched training supports activations {sorted(EXPLICIT_ACTIVATIONS)}, got {activation!r}")
         self.x, self.y = x, y.reshape(len(x), -1).to(x.dtype)
         self.members = members
         self.activation, self.pairwise, self.ball, self.outer_set = activation, pairwise, ball, outer_set

@@ -126,3 +126,24 @@ def test_project_ball_inside_boundary_and_idempotence():
 def test_bad_arguments_raise(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_project_outer_floor_only_case_equals_the_general_solver(monkeypatch):
+    """max|v| <= gamma zeta takes the clamp without the sort; the same point as the 1-D solver."""
+    import lit_memo.optim.projections as projections
+
+    g = torch.Generator().manual_seed(3)
+    v = torch.randn(200, generator=g, dtype=torch.float64) * 0.05
+    v[:5] = 1e-5  # below the floor
+    zeta, gamma = 1e-3, 1e3  # gamma zeta = 1 > max|v|
+    calls = []
+    solver = projections._outer_level
+    monkeypatch.setattr(projections, "_outer_level", lambda *a: calls.append(1) or solver(*a))
+    fast = v.clone()
+    assert project_outer_(fast, zeta, gamma, sync_free=False)
+    assert not calls
+    general = v.clone()
+    assert project_outer_(general, zeta, gamma, sync_free=True)  # the sync-free path always solves
+    assert calls
+    torch.testing.assert_close(fast, general, rtol=0, atol=0)
+    assert float(fast.abs().min()) == zeta

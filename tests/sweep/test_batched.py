@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from lit_memo.optim import ball_distance, in_outer_set, project_ball, project_outer
-from lit_memo.sweep.batched import BatchedShallowTrainer, Member, loss_and_grads
+from lit_memo.models.shallow import loss_and_grads
+from lit_memo.sweep.batched import BatchedShallowTrainer, Member
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +46,7 @@ def test_hand_written_gradients_equal_autograd(activation, pairwise, outputs):
     ms = members(3, pairwise=pairwise)
     w = torch.stack([m.w0 for m in ms]).double().requires_grad_()
     v = torch.stack([m.v0.expand(outputs, -1) * torch.arange(1, outputs + 1)[:, None] for m in ms]).double().requires_grad_()
-    loss, gw, gv = loss_and_grads(x, y, w.detach(), v.detach(), activation, pairwise)
+    loss, gw, gv, _ = loss_and_grads(x, y, w.detach(), v.detach(), activation, pairwise)
     act = {"tanh": torch.tanh, "relu": torch.relu, "softplus": torch.nn.functional.softplus, "square": torch.square}[activation]
     total, losses = 0, []
     for g in range(3):
