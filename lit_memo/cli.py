@@ -233,6 +233,7 @@ class MemoCLI(LightningCLI):
         self.run_dir, created = self._make_run_dir(Path(cfg.output_dir) / self.run_name)
         try:
             trainer = self._build_trainer(**kwargs)
+            preflight.check_launch(trainer)
             if self.check_data:
                 preflight.check_data(self.datamodule, trainer, ckpt)
         except BaseException:

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Optional
 import pytorch_lightning as pl
 import torch
 
+from lit_memo.data.image import starts_ranks_by_multiprocessing
 from lit_memo.modules.projected import unanchored_groups
 
 # options that define the constraint sets: resuming with another value changes the problem solved
@@ -62,6 +63,18 @@ def check_trainer_flags(trainer_cfg: Mapping[str, Any]) -> None:
                           "use --trainer.accelerator=cpu (or auto)")
     if accelerator == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("trainer.accelerator=mps: MPS is not available here; use --trainer.accelerator=cpu (or auto)")
+
+
+def check_launch(trainer: pl.Trainer) -> None:
+    """train.py keeps the run's summary, metrics.csv and test phase in its own process: a strategy that
+    starts the ranks as child processes of it (ddp_spawn, ddp_fork, ddp_notebook) would leave these
+    empty (a fit of N steps summarised as 0 steps) and fail at the test launch."""
+    if starts_ranks_by_multiprocessing(trainer):
+        method = getattr(trainer.strategy.launcher, "_start_method", "multiprocessing")
+        raise ConfigError(f"trainer.strategy: {type(trainer.strategy).__name__} with start method {method} (ddp_spawn, "
+                          "ddp_fork, ddp_notebook) runs the ranks as child processes of train.py, which then never sees "
+                          "their metrics, summary or test results; use --trainer.strategy=ddp (train.py starts itself "
+                          "once per rank), or start the ranks with torchrun")
 
 
 def check_data(datamodule: pl.LightningDataModule, trainer: pl.Trainer, ckpt: Optional[dict[str, Any]] = None) -> None:

@@ -186,3 +186,12 @@ def test_help_is_cached_and_then_needs_no_torch(tmp_path):
     assert runs[0][1] == "True" and runs[1][1] == "False"  # the second never imported torch
     assert runs[0][0] == runs[1][0] and "--model.help" in runs[1][0]
     assert len(list(tmp_path.glob("help-*.txt"))) == 1
+
+
+@pytest.mark.parametrize("strategy", ["ddp_fork", "ddp_spawn"])
+def test_strategies_that_run_the_ranks_as_child_processes_are_refused(tmp_path, strategy):
+    """They ran, but the summary said '0 GD steps' (the metrics stayed in the children) and the
+    test phase failed on the first launch's config.yaml and metrics.csv."""
+    msg = fails([*TINY, f"--trainer.strategy={strategy}", "--trainer.devices=2", "--trainer.accelerator=cpu",
+                 f"--output_dir={tmp_path}"], tmp_path)
+    assert "runs the ranks as child processes of train.py" in msg and "--trainer.strategy=ddp" in msg, msg
