@@ -82,7 +82,7 @@ def loss_and_grads(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, v: torch.T
     """
     G, m, _ = w.shape
     n, out = y.shape
-    z = torch.empty(G, n, m, dtype=x.dtype) if scratch is None else scratch
+    z = torch.empty(G, n, m, dtype=x.dtype, device=x.device) if scratch is None else scratch
     torch.bmm(x.expand(G, n, -1), w.transpose(1, 2), out=z)
     forward, derivative_ = EXPLICIT_ACTIVATIONS[activation]
     h = forward(z)

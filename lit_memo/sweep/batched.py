@@ -126,17 +126,18 @@ class BatchedShallowTrainer:
         self.alive = alive
         if not alive:
             return
-        self.w = torch.stack([m.w if m.w is not None else m.w0 for m in ms]).clone()
-        self.v = torch.stack([m.v if m.v is not None else m.v0 for m in ms]).clone()
+        device = self.x.device  # the members train where the data lies
+        self.w = torch.stack([m.w if m.w is not None else m.w0 for m in ms]).to(device, copy=True)
+        self.v = torch.stack([m.v if m.v is not None else m.v0 for m in ms]).to(device, copy=True)
         self.buf_w, self.buf_v = torch.zeros_like(self.w), torch.zeros_like(self.v)
-        self.lr_w = torch.tensor([m.lr_hidden for m in ms], dtype=self.w.dtype)[:, None, None]
-        self.lr_v = torch.tensor([m.lr_outer for m in ms], dtype=self.w.dtype)[:, None, None]
-        self.radius = torch.tensor([m.radius for m in ms], dtype=self.w.dtype)
+        self.lr_w = torch.tensor([m.lr_hidden for m in ms], dtype=self.w.dtype, device=device)[:, None, None]
+        self.lr_v = torch.tensor([m.lr_outer for m in ms], dtype=self.w.dtype, device=device)[:, None, None]
+        self.radius = torch.tensor([m.radius for m in ms], dtype=self.w.dtype, device=device)
         self._new_scratch()
 
     def _new_scratch(self) -> None:
         """The activations' buffer, (members, n, width), reused by every step."""
-        self.scratch = torch.empty(len(self.alive), len(self.x), self.w.shape[1], dtype=self.x.dtype)
+        self.scratch = torch.empty(len(self.alive), len(self.x), self.w.shape[1], dtype=self.x.dtype, device=self.x.device)
 
     def _project(self) -> None:
         if self.ball:
@@ -147,7 +148,7 @@ class BatchedShallowTrainer:
     def _drop(self, dead: list[int]) -> None:
         """Freeze diverged members (positions in the stack) and continue with the rest."""
         keep = [k for k in range(len(self.alive)) if k not in dead]
-        idx = torch.tensor(keep, dtype=torch.long)
+        idx = torch.tensor(keep, dtype=torch.long, device=self.w.device)
         for k in dead:
             member = self.members[self.alive[k]]
             member.status, member.steps = "diverged", self.step
@@ -199,4 +200,4 @@ class BatchedShallowTrainer:
         self._stack(state["alive"])
         self.step = state["step"]
         for name in ("w", "v", "buf_w", "buf_v", "anchor"):
-            setattr(self, name, state[name].clone())
+            setattr(self, name, state[name].to(self.x.device, copy=True))
