@@ -107,7 +107,8 @@ def quadratic_blocker(cli) -> Optional[str]:
             return "batched groups run no test pass: set run_test: false (or use data without a test split)"
     if trainer.world_size != 1 or trainer.accumulate_grad_batches != 1:
         return "batched training runs on one device without gradient accumulation"
-    if trainer.limit_train_batches not in (1.0, None) or trainer.gradient_clip_val:
+    limit = trainer.limit_train_batches  # the int 1 is one batch per epoch, the float 1.0 all of them
+    if not (limit is None or (isinstance(limit, float) and limit == 1.0)) or trainer.gradient_clip_val:
         return "batched training needs limit_train_batches: 1.0 and no gradient clipping"
     if (trainer.max_steps is None or trainer.max_steps < 1) and (trainer.max_epochs is None or trainer.max_epochs < 1):
         return "batched training needs trainer.max_steps or trainer.max_epochs >= 1"

@@ -193,6 +193,10 @@ def test_group_killed_mid_run_resumes_to_the_same_results(tmp_path, monkeypatch)
     ([], "PerturbedGD is not batched"),
     (FULL_BATCH[4:] + ["--model.init_args.optimizer.init_args.nesterov=true"], "no dampening, Nesterov"),
     (FULL_BATCH[4:] + ["--model.init_args.steps_per_batch=10"], "steps_per_batch: 1"),
+    (FULL_BATCH[4:] + ["--trainer.limit_train_batches=0.5"], "limit_train_batches: 1.0"),
+    (FULL_BATCH[4:] + ["--model.init_args.optimizer=torch.optim.AdamW"], "not AdamW"),
+    (["--trainer.callbacks=[{class_path: lit_memo.callbacks.TheoryCertificateCallback}]"] + FULL_BATCH[4:],
+     "not ['TheoryCertificateCallback']"),
     (FULL_BATCH[4:] + ["--model.init_args.lr_scheduler=torch.optim.lr_scheduler.ExponentialLR",
                        "--model.init_args.lr_scheduler.init_args.gamma=0.9"], "not ExponentialLR"),
 ])
