@@ -1,8 +1,8 @@
 """Run every cell of a sweep in worker processes and keep the results table up to date.
 
 Cells that vary only what batching supports (learning rates, seed, radius: the model's batched
-trainer says which) and whose config is batchable train as stacked groups (``group.py``); everything else runs one train.py run per
-cell (``worker.py``). Finished cells are skipped on a re-run; a cell or group killed midway
+trainer says which) and whose config is batchable train as stacked groups (``group.py``);
+everything else runs one train.py run per cell (``worker.py``). Finished cells are skipped on a re-run; a cell or group killed midway
 resumes from its checkpoint. SIGTERM/SIGINT stop the workers at once: only runs in flight
 are lost, and they resume next time.
 """
@@ -26,6 +26,8 @@ from lit_memo.sweep.worker import RESULT, init_worker, load_train, read_result, 
 # A batched group's activations (members x n x width floats) should stay in the last-level
 # cache a core can use; beyond it the stacked step loses to single members (issue 11's
 # figures, benchmarks/bench_sweep.py). 2 MiB: half of one core's L2 on the project machine.
+# The quadratic nets too: at ge_mnist_quadratic's sizes (batches of 128, width 1568) 9 members
+# stacked ran at 0.63x of one at a time, 2 (this rule) at 0.99x (benchmarks/bench_sweep_quadratic.py).
 GROUP_BYTES = 2 * 2**20
 # glibc settings for the spawned workers (unless the user set them): keep freed tensors in the heap
 # instead of returning each large one to the OS and faulting its pages in again at the next step.
