@@ -84,8 +84,8 @@ def quadratic_blocker(cli) -> Optional[str]:
     reason = _optimizer_blocker(opt)
     if reason:
         return reason
-    if scheduler is not None and type(scheduler).__name__ not in SCHEDULERS or (
-            scheduler is not None and type(scheduler).__module__ != "torch.optim.lr_scheduler"):
+    if scheduler is not None and (type(scheduler).__module__ != "torch.optim.lr_scheduler"
+                                  or type(scheduler).__name__ not in SCHEDULERS):
         return (f"batched quadratic training steps only torch's {SCHEDULERS} (per member), not "
                 f"{type(scheduler).__name__}")
     hp = data.hparams
@@ -163,7 +163,7 @@ def member_rows(cli, cell: dict[str, Any]) -> int:
                                        if k.startswith("data.init_args.")}}
     if type(cli.datamodule) is SyntheticDataModule:
         return hp["n"] if hp["full_batch"] else min(hp["batch_size"], hp["n"])
-    n = hp["subset_size"] or 60000  # the whole training split: many rows, a member per group
+    n = hp["subset_size"] or 50000  # the whole training split (tens of thousands): one member per group
     return n if hp["batch_size"] is None else min(hp["batch_size"], n)
 
 

@@ -235,3 +235,28 @@ def test_sweep_cli_plans_quadratic_groups_and_writes_the_table(tmp_path, data_ro
     alone = run_cell("alone", spec.train_args(cell), str(tmp_path / "alone"))
     assert float(row["final/train/loss"]) == pytest.approx(alone["final/train/loss"], rel=1e-4)
     assert float(row["best/train/loss"]) == pytest.approx(alone["best/train/loss"], rel=1e-4)
+
+
+def test_plan_groups_quadratic_cells_by_everything_but_lr_and_seed_and_by_size(tmp_path):
+    """Cells of one width (any lr_hidden / optimizer lr / seed) share a group; the width splits
+    them; at ge_mnist_quadratic's sizes (batches of 128 x width 1568) groups follow GROUP_BYTES."""
+    from lit_memo.sweep import load_sweep
+    from lit_memo.sweep.runner import GROUP_BYTES, plan
+
+    flags = {"trainer.callbacks": [], "wandb_mode": "disabled", "trainer.max_steps": 10,
+             "model.init_args.optimizer": {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.05, "momentum": 0.9}}}
+    grid = {"model.init_args.width": [4, 40], "model.init_args.lr_hidden": [0.01, 0.1],
+            "model.init_args.optimizer.init_args.lr": [0.05, 0.02], "seed_everything": [0, 1]}
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({"config": "ge_synthetic_quadratic.yaml", "flags": flags, "grid": grid}))
+    spec = load_sweep(path, tmp_path)
+    groups, why = plan(spec, spec.cells(), "auto")
+    assert why is None and sorted(len(g) for g in groups) == [8, 8]
+    assert all(len({c["model.init_args.width"] for c in g}) == 1 for g in groups)
+    path = tmp_path / "mnist.yaml"
+    path.write_text(yaml.safe_dump({"config": "ge_mnist_quadratic.yaml", "grid": {"seed_everything": [0, 1, 2, 3, 4]},
+                                    "flags": {"trainer.callbacks": [], "wandb_mode": "disabled", "run_test": False}}))
+    spec = load_sweep(path, tmp_path)
+    groups, why = plan(spec, spec.cells(), "auto")
+    per = max(1, GROUP_BYTES // (4 * 128 * 1568))  # 2 with the shipped 2 MiB
+    assert why is None and [len(g) for g in groups] == [min(per, 5 - i) for i in range(0, 5, per)]
