@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -128,6 +129,8 @@ def run_group(cells: list[str], args_list: list[list[str]], group_dir: str, comp
                                      "--trainer.enable_progress_bar=false"], check_data=False))
         rng_states.append(torch.get_rng_state())  # where its run's first epoch would start (mini-batch order)
     if is_quadratic(clis[0].model):
+        if compile:  # said, not silently ignored
+            warnings.warn("--compile on: batched quadratic groups have no compiled step; they train eager")
         return run_quadratic_group(clis, rng_states, cells, group_path, start)
     reason = batch_blocker(clis[0]) or _same(clis)
     if reason:
