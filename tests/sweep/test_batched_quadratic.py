@@ -159,6 +159,18 @@ def test_adam_mini_batches_step_lr_three_layer_members_equal_train_py(tmp_path):
         assert_same_run(tmp_path / "g" / cell, tmp_path / "alone" / cell, "net.quadratic.weight")
 
 
+def test_step_interval_scheduler_member_equals_train_py(tmp_path):
+    """StepLR stepped after every batch (lr_scheduler_interval: step, every 40 steps) on mini-batches."""
+    config = write_mini_batch_config(tmp_path / "mini.yaml")
+    args = ["--config", str(config), "--wandb_mode=disabled", "--trainer.max_epochs=50",
+            "--model.init_args.lr_scheduler_interval=step", "--model.init_args.lr_scheduler.init_args.step_size=40",
+            "--seed_everything=2"]
+    (row,) = run_group(["m"], [args], str(tmp_path / "g"))
+    alone = run_cell("m", args, str(tmp_path / "alone"))
+    assert row["status"] == alone["status"] == "done" and row["steps"] == alone["steps"] == 149
+    assert_same_run(tmp_path / "g" / "m", tmp_path / "alone", "net.quadratic.weight")
+
+
 def test_group_killed_mid_run_resumes_to_the_same_results(tmp_path, monkeypatch):
     """A group stopped after its second epoch checkpoint (as a kill would) and run again resumes
     from group_state.pt (W, Adam moments, schedulers, each order's RNG state) and ends equal to an
