@@ -4,7 +4,7 @@ projected wall time of the whole Fig. 4 grid (configs/sweeps/fig4_paper.yaml) on
 from FLOP and byte counts, on one GPU.
 
 The runner's way is what ``lit_memo.sweep`` does for such a cell: members grouped by the runner's
-own rule (``GROUP_BYTES``: one member per group at this size), the fused step eager as the
+own rule (``members_per_group``: one member per group at this size), the fused step eager as the
 runner's ``--compile auto`` runs it (``--compile on``: compiled, compile time reported apart). Usage:
     nice python benchmarks/bench_sweep.py [--n 1000 --d 5 --width 400 --steps 2000 --threads 1]
     nice python benchmarks/bench_sweep.py --step_only       # one member: plain vs the trainer's step
@@ -23,7 +23,7 @@ import torch
 from lit_memo.data import SyntheticDataModule
 from lit_memo.modules import ShallowNetModule
 from lit_memo.sweep.batched import BatchedShallowTrainer, Member
-from lit_memo.sweep.runner import GROUP_BYTES
+from lit_memo.sweep.runner import members_per_group
 
 LRS = [1e-4, 1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1]  # Zhang et al.'s grid, for W and for v
 WIDTHS = [100, 200, 400, 600, 800]  # fig4_paper.yaml
@@ -55,7 +55,7 @@ def plain_run(mod, x, y, steps):
 def runner_way(mods, x, y, steps, compile_):
     members = [Member(key=i, w0=m.net.hidden.weight.detach().clone(), v0=m.net.output.weight.detach().clone(),
                       lr_hidden=m.lr_hidden, lr_outer=m.lr_outer, radius=m.radius) for i, m in enumerate(mods)]
-    per = max(1, GROUP_BYTES // (4 * len(x) * mods[0].hparams.width))
+    per = members_per_group(4 * mods[0].hparams.width * (len(x) + x.shape[1]))  # the runner's rule (member_bytes)
     compile_s, losses = 0.0, []
     for i in range(0, len(members), per):
         t = BatchedShallowTrainer(x, y, members[i:i + per], activation="tanh", pairwise=True, ball=True, outer_set=True,

@@ -1,7 +1,7 @@
 """Batched quadratic nets (Ge et al. 2019) vs one plain PyTorch autograd loop per member, same process.
 
 A sweep cell of G members (lrs x seeds, same width and data) trained the runner's way, as one
-stacked model (``lit_memo/sweep/batched_quadratic.py``, grouped by the runner's ``GROUP_BYTES``
+stacked model (``lit_memo/sweep/batched_quadratic.py``, grouped by the runner's ``members_per_group``
 rule), against the plain loop: for each member a ``QuadraticModule``, ``zero_grad``, forward, loss,
 ``backward``, the torch optimizer's step, over its own batches (a seeded shuffling DataLoader).
 Both see the same initial weights and the same batches; the final losses are printed side by side.
@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from lit_memo.data.base import RepeatedBatch
 from lit_memo.modules import QuadraticModule
 from lit_memo.sweep.batched_quadratic import BatchedAdam, BatchedQuadraticTrainer, BatchedSGD, LoaderOrder, QuadraticMember
-from lit_memo.sweep.runner import GROUP_BYTES
+from lit_memo.sweep.runner import members_per_group
 
 PRESETS = {  # ge_synthetic_cpu.yaml's width-40 cell; a Ge MNIST-PCA-like mini-batch cell
     "synthetic": dict(n=50, d=20, width=40, batch=None, optimizer="sgd", lrs=[0.02, 0.05, 0.1], steps=5000),
@@ -102,7 +102,7 @@ def bench(preset: str, threads: int, group_size: int = 0) -> None:
         torch.manual_seed(s)
         mods.append(QuadraticModule(input_shape=(cfg["d"],), width=cfg["width"], lam=0.0))
     rows = cfg["batch"] or cfg["n"]
-    per = group_size or max(1, GROUP_BYTES // (4 * rows * cfg["width"]))  # the runner's rule by default
+    per = group_size or members_per_group(4 * cfg["width"] * (rows + cfg["d"]))  # the runner's rule by default
     t0 = time.perf_counter()
     got = batched(mods, lrs, seeds, cfg["optimizer"], cfg["steps"], load, per)
     t_batched = time.perf_counter() - t0
@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--preset", choices=[*PRESETS, "all"], default="all")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--end_to_end", action="store_true")
-    parser.add_argument("--group_size", type=int, default=0, help="members per group (0: the runner's GROUP_BYTES rule)")
+    parser.add_argument("--group_size", type=int, default=0, help="members per group (0: the runner's members_per_group rule)")
     args = parser.parse_args()
     if args.end_to_end:
         end_to_end(args.threads)

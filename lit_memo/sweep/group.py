@@ -45,12 +45,13 @@ def batchable_keys(cli) -> tuple[str, ...]:
 
 
 def member_bytes(cli, cell: dict[str, Any]) -> int:
-    """Bytes of one member's largest per-step activation (batch rows x width floats), with the
-    cell's own width / n where it sets them (the runner sizes groups by it)."""
+    """Bytes of one member's working set in a step: its activations (batch rows x width floats) and
+    its trained weights (width x inputs), with the cell's own width / n where it sets them (the
+    runner sizes groups by it)."""
     width = int(cell.get("model.init_args.width", cli.model.hparams.width))
     if is_quadratic(cli.model):
-        return 4 * member_rows(cli, cell) * width
-    return 4 * int(cell.get("data.init_args.n", cli.datamodule.hparams.n)) * width
+        return 4 * width * (member_rows(cli, cell) + cli.model.quadratic.weight.shape[1])
+    return 4 * width * (int(cell.get("data.init_args.n", cli.datamodule.hparams.n)) + cli.model.net.hidden.weight.shape[1])
 
 
 def _shallow_blocker(cli) -> Optional[str]:

@@ -23,12 +23,23 @@ from lit_memo.sweep.spec import SweepSpec, cell_id
 from lit_memo.sweep.table import ResultsTable
 from lit_memo.sweep.worker import RESULT, init_worker, load_train, read_result, run_cell
 
-# A batched group's activations (members x n x width floats) should stay in the last-level
-# cache a core can use; beyond it the stacked step loses to single members (issue 11's
-# figures, benchmarks/bench_sweep.py). 2 MiB: half of one core's L2 on the project machine.
-# The quadratic nets too: at ge_mnist_quadratic's sizes (batches of 128, width 1568) 9 members
-# stacked ran at 0.63x of one at a time, 2 (this rule) at 0.99x (benchmarks/bench_sweep_quadratic.py).
-GROUP_BYTES = 2 * 2**20
+# Members per batched group (our choice). Stacking shares each step's few dozen small ops between
+# the members; it pays while one member's working set (activations + weights, ``member_bytes``)
+# fits in half a core's L2 (2 MiB on the project machine), up to GROUP_BYTES in all; a larger
+# member trains alone. Measured per member-step on one quiet core (benchmarks/README.md, "Sweeps"):
+# n = 1000, width 100 (0.4 MB): 230 us alone, 207 us in groups of 5, 172 us in groups of 49; width
+# 200 (0.8 MB): 352 / 301 us (groups of 20); width 400 (1.6 MB): 571 us alone, 678 us in pairs.
+# Ge et al.'s MNIST net (5.7 MB, mostly its weights) ran at 0.63x stacked 9 at a time and 1.15x
+# alone (benchmarks/bench_sweep_quadratic.py).
+MEMBER_BYTES = 2**20
+GROUP_BYTES = 16 * 2**20
+
+
+def members_per_group(member: int) -> int:
+    """How many members of ``member`` bytes each train in one stacked group."""
+    return 1 if member > MEMBER_BYTES else max(1, GROUP_BYTES // member)
+
+
 # glibc settings for the spawned workers (unless the user set them): keep freed tensors in the heap
 # instead of returning each large one to the OS and faulting its pages in again at the next step.
 # Our choice: the whole runner on a 49-pair Fig. 4 cell went from 98 s to 81 s with them
@@ -71,7 +82,7 @@ def plan(spec: SweepSpec, cells: list[dict[str, Any]], batching: str) -> tuple[l
         by_rest.setdefault(cell_id(rest), []).append(cell)
     groups = []
     for members in by_rest.values():
-        per = max(1, GROUP_BYTES // member_bytes(cli, members[0]))
+        per = members_per_group(member_bytes(cli, members[0]))
         groups += [members[i:i + per] for i in range(0, len(members), per)]
     return groups, None
 

@@ -251,9 +251,10 @@ def test_sweep_cli_plans_quadratic_groups_and_writes_the_table(tmp_path, data_ro
 
 def test_plan_groups_quadratic_cells_by_everything_but_lr_and_seed_and_by_size(tmp_path):
     """Cells of one width (any lr_hidden / optimizer lr / seed) share a group; the width splits
-    them; at ge_mnist_quadratic's sizes (batches of 128 x width 1568) groups follow GROUP_BYTES."""
+    them; at ge_mnist_quadratic's sizes (batches of 128 x width 1568, 1568 x 784 weights) each member
+    trains alone (members_per_group)."""
     from lit_memo.sweep import load_sweep
-    from lit_memo.sweep.runner import GROUP_BYTES, plan
+    from lit_memo.sweep.runner import members_per_group, plan
 
     flags = {"trainer.callbacks": [], "wandb_mode": "disabled", "trainer.max_steps": 10,
              "model.init_args.optimizer": {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.05, "momentum": 0.9}}}
@@ -270,5 +271,6 @@ def test_plan_groups_quadratic_cells_by_everything_but_lr_and_seed_and_by_size(t
                                     "flags": {"trainer.callbacks": [], "wandb_mode": "disabled", "run_test": False}}))
     spec = load_sweep(path, tmp_path)
     groups, why = plan(spec, spec.cells(), "auto")
-    per = max(1, GROUP_BYTES // (4 * 128 * 1568))  # 2 with the shipped 2 MiB
+    per = members_per_group(4 * 1568 * (128 + 784))
+    assert per == 1  # 5.7 MB: over MEMBER_BYTES
     assert why is None and [len(g) for g in groups] == [min(per, 5 - i) for i in range(0, 5, per)]
