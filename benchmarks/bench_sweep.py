@@ -9,6 +9,7 @@ runner's ``--compile auto`` runs it (``--compile on``: compiled, compile time re
     nice python benchmarks/bench_sweep.py [--n 1000 --d 5 --width 400 --steps 2000 --threads 1]
     nice python benchmarks/bench_sweep.py --step_only       # one member: plain vs the trainer's step
     nice python benchmarks/bench_sweep.py --end_to_end --steps 2000 --baseline_members 7  # the whole runner
+    nice python benchmarks/bench_sweep.py --width 100 --group_sizes 1 5 49   # time per member-step by group size
 """
 
 from __future__ import annotations
@@ -100,6 +101,28 @@ def step_only(mods, x, y, rounds=5, steps=100):
         print(f"  {name:28s} {value * 1e3:6.3f} ms/step  {best['plain'] / value:5.2f}x of plain")
 
 
+def group_sizes(mods, x, y, sizes, steps=300) -> None:
+    """Time per member-step of the 49 members trained in groups of each size (the runner's
+    ``members_per_group`` rule is chosen from these), interleaved, best of 3."""
+    members = [Member(key=i, w0=m.net.hidden.weight.detach().clone(), v0=m.net.output.weight.detach().clone(),
+                      lr_hidden=m.lr_hidden, lr_outer=m.lr_outer, radius=m.radius) for i, m in enumerate(mods)]
+    best = {size: math.inf for size in sizes}
+    for _ in range(3):
+        for size in sizes:
+            t0 = time.perf_counter()
+            for i in range(0, len(members), size):
+                for m in members[i:i + size]:
+                    m.log, m.w, m.v, m.status = [], None, None, "running"
+                BatchedShallowTrainer(x, y, members[i:i + size], activation="tanh", pairwise=True, ball=True,
+                                      outer_set=True, zeta=1e-3, gamma=1e3, momentum=0.9, log_every=50).run(steps)
+            best[size] = min(best[size], (time.perf_counter() - t0) / len(members) / steps)
+    member = 4 * mods[0].hparams.width * (len(x) + x.shape[1])
+    print(f"n={len(x)} width={mods[0].hparams.width}: {member / 1e6:.2f} MB per member, the runner's rule: "
+          f"{members_per_group(member)} per group")
+    for size, value in best.items():
+        print(f"  groups of {size:3d}: {value * 1e6:7.1f} us per member-step")
+
+
 def end_to_end(a, x, y, pairs) -> None:
     """The whole runner (``python -m lit_memo.sweep``: --jobs = cores, one thread each, run folders,
     CSVs, checkpoints) on the 49-pair cell, against the plain loop one run at a time on all cores."""
@@ -164,6 +187,7 @@ def main() -> None:
     ap.add_argument("--compile", choices=("on", "off"), default="off", help="off: what the runner's --compile auto does")
     ap.add_argument("--step_only", action="store_true", help="only the one-member step comparison")
     ap.add_argument("--end_to_end", action="store_true", help="the whole runner with --jobs = cores vs the plain loop")
+    ap.add_argument("--group_sizes", type=int, nargs="*", help="time per member-step in groups of these sizes")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     dm = SyntheticDataModule(n=a.n, d=a.d, seed=0)
@@ -175,6 +199,8 @@ def main() -> None:
     mods = [module(a.d, a.width, h, o, a.radius) for h, o in pairs]
     if a.step_only:
         return step_only(mods, x, y)
+    if a.group_sizes:
+        return group_sizes(mods, x, y, a.group_sizes)
     t0 = time.perf_counter()
     per, compile_s, batched_losses = runner_way(mods, x, y, a.steps, a.compile == "on")
     runner_s = time.perf_counter() - t0

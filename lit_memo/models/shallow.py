@@ -48,11 +48,9 @@ class OneHiddenLayerNet(nn.Module):
 # -- the net's squared loss and its gradient written out (no autograd) --------------------------
 # Used by ShallowNetModule(explicit_gradient=True) and the sweep runner's batched groups, for G
 # nets of the same shape at once (stacked weights).
-_ONE = torch.ones(())
-
-
 def _tanh_derivative_(z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    return torch.addcmul(_ONE, h, h, value=-1, out=h)  # 1 - h^2, over h (one pass)
+    # 1 - h^2, over h (one pass); the 1 on h's device: a CPU scalar tensor may not join a GPU ternary op
+    return torch.addcmul(h.new_ones(()), h, h, value=-1, out=h)
 
 
 # activation: (forward, derivative). The forward may work in place on z (tanh, relu); the

@@ -178,6 +178,13 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
             return F.cross_entropy(out, y)
         return F.mse_loss(out.reshape(y.shape), y)
 
+    explicit_gradient = False  # a subclass with a hand-written gradient may turn it on (ShallowNetModule)
+
+    def explicit_forward_backward_(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training loss and ``.grad`` of the trained parameters without autograd; returns
+        (out, loss). ``_multi_step`` calls it instead of forward + backward when ``explicit_gradient``."""
+        raise NotImplementedError(f"{type(self).__name__} has no hand-written gradient")
+
     def _forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self(x)
         return out, self.loss(out, y)
@@ -229,10 +236,11 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
         self._pending_losses, self._unlogged = [], None  # a fit that raised midway must not leak into the next
         self._per_step_hooks_observed = per_step_hooks_observed(self.trainer, self)
         # a hand-written gradient (ShallowNetModule's explicit_gradient) replaces autograd only on the plain path
-        self._explicit_on = getattr(self, "explicit_gradient", False) and not self._per_step_hooks_observed
-        if getattr(self, "explicit_gradient", False) and self._per_step_hooks_observed:
-            rank_zero_warn("explicit_gradient is off for this fit: DDP, AMP, a profiler or a per-step hook needs "
-                           "autograd's step; training uses autograd (same results, slower)")
+        self._explicit_on = self.explicit_gradient and not self._per_step_hooks_observed
+        if self.explicit_gradient and self._per_step_hooks_observed:
+            rank_zero_warn("explicit_gradient is off for this fit: DDP, a precision other than 32-true, a profiler or "
+                           "a per-step hook needs Lightning's own step; training uses autograd (equal to float "
+                           "rounding, slower)")
         if not self.automatic_optimization:  # batches of K steps: no step-based checkpoint may be skipped
             from lit_memo.callbacks.step_checkpoint import check_step_checkpoints  # lazy: avoids an import cycle
 

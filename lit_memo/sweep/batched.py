@@ -44,8 +44,8 @@ def train_step_(x, y, w, v, buf_w, buf_v, lr_w, lr_v, anchor, radius, momentum: 
     loss, grad_w, grad_v, _ = loss_and_grads(x, y, w, v, activation, pairwise, scratch)
     buf_w.mul_(momentum).add_(grad_w)
     buf_v.mul_(momentum).add_(grad_v)
-    w.sub_(lr_w * buf_w)  # closer to torch.optim.SGD than addcmul_ (measured on the train.py equality test)
-    v.sub_(lr_v * buf_v)
+    w.addcmul_(lr_w, buf_w, value=-1)  # bitwise torch.optim.SGD's p.add_(buf, alpha=-lr) on a CPU
+    v.addcmul_(lr_v, buf_v, value=-1)
     if ball:
         project_ball_rows_(w, anchor, radius)
     return loss, outside_outer_set(v, zeta, gamma) if outer_set else None

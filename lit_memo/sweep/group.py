@@ -31,6 +31,10 @@ def batch_blocker(cli) -> Optional[str]:
     """None when this built config can train in a batched group, else the reason it cannot."""
     from lit_memo.modules.shallow import ShallowNetModule
 
+    device = cli.trainer.strategy.root_device
+    if device.type != "cpu":  # the batched trainers' equality with train.py is tested on CPUs only
+        return (f"batched groups train on the CPU, and this config's trainer runs on {device}: one train.py run "
+                "per cell (set flags: {trainer.accelerator: cpu} to batch)")
     if is_quadratic(cli.model):
         return quadratic_blocker(cli)
     if type(cli.model) is not ShallowNetModule:
@@ -46,12 +50,14 @@ def batchable_keys(cli) -> tuple[str, ...]:
 
 def member_bytes(cli, cell: dict[str, Any]) -> int:
     """Bytes of one member's working set in a step: its activations (batch rows x width floats) and
-    its trained weights (width x inputs), with the cell's own width / n where it sets them (the
-    runner sizes groups by it)."""
+    its trained weights (width x inputs), with the cell's own width, n, d or features where it sets
+    them (the runner sizes groups by it)."""
     width = int(cell.get("model.init_args.width", cli.model.hparams.width))
     if is_quadratic(cli.model):
-        return 4 * width * (member_rows(cli, cell) + cli.model.quadratic.weight.shape[1])
-    return 4 * width * (int(cell.get("data.init_args.n", cli.datamodule.hparams.n)) + cli.model.net.hidden.weight.shape[1])
+        inputs = cell.get("model.init_args.features", cli.model.quadratic.weight.shape[1])
+        return 4 * width * (member_rows(cli, cell) + int(inputs))
+    n, d = (int(cell.get(f"data.init_args.{k}", cli.datamodule.hparams[k])) for k in ("n", "d"))
+    return 4 * width * (n + d)
 
 
 def _shallow_blocker(cli) -> Optional[str]:

@@ -122,3 +122,22 @@ def test_state_dict_resume_continues_the_same_trajectory():
     resumed.run(60)
     for a, b in zip(full.members, resumed.members):
         assert torch.equal(a.w, b.w) and a.log == b.log
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "softplus", "square"])
+def test_gradients_run_on_the_data_device(activation):
+    """No CPU tensor joins the step's ops: ``meta`` stands in for a GPU (none here)."""
+    x, y = torch.empty(8, 3, device="meta"), torch.empty(8, 1, device="meta")
+    w, v = torch.empty(2, 4, 3, device="meta"), torch.empty(2, 1, 2, device="meta")
+    loss, gw, gv, f = loss_and_grads(x, y, w, v, activation, True)
+    assert {t.device.type for t in (loss, gw, gv, f)} == {"meta"} and gw.shape == w.shape and gv.shape == v.shape
+
+
+def test_a_config_on_a_gpu_is_not_batched():
+    """Batched groups train on the CPU: a trainer on another device runs one train.py run per cell."""
+    from types import SimpleNamespace
+
+    from lit_memo.sweep.group import batch_blocker
+
+    cli = SimpleNamespace(trainer=SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cuda", 0))))
+    assert "runs on cuda:0" in batch_blocker(cli) and "trainer.accelerator: cpu" in batch_blocker(cli)

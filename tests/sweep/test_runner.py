@@ -96,12 +96,15 @@ def test_batched_members_equal_runs_through_train_py(tmp_path):
 
         batched = rows[cell_id(cell)]
         assert alone["status"] == batched["status"] == "done"
-        assert float(batched["final/train/loss"]) == pytest.approx(alone["final/train/loss"], rel=1e-4)
-        assert float(batched["best/train/loss"]) == pytest.approx(alone["best/train/loss"], rel=1e-4)
+        # rel 1e-3: the written-out gradient rounds differently from autograd's (the update itself is
+        # bitwise torch's SGD), about an ulp per step that GD carries while the loss falls ~5 orders in
+        # 300 steps (measured: 1.4e-4 relative on a final loss of 1.4e-6)
+        assert float(batched["final/train/loss"]) == pytest.approx(alone["final/train/loss"], rel=1e-3)
+        assert float(batched["best/train/loss"]) == pytest.approx(alone["best/train/loss"], rel=1e-3)
         assert float(batched["final/jacobian/sigma_min"]) == pytest.approx(alone["final/jacobian/sigma_min"], rel=1e-3)
         # the whole logged curve, not only its end
         got = read_metrics(Path(batched["run_dir"]).parents[2])
-        assert got["final/train/loss"] == pytest.approx(alone["final/train/loss"], rel=1e-4)
+        assert got["final/train/loss"] == pytest.approx(alone["final/train/loss"], rel=1e-3)
 
 
 def wait_for(predicate, timeout=300.0):
