@@ -24,14 +24,15 @@ from lit_memo.sweep.table import ResultsTable
 from lit_memo.sweep.worker import RESULT, init_worker, load_train, read_result, run_cell
 
 # Members per batched group (our choice). Stacking shares each step's few dozen small ops between
-# the members; it pays while one member's working set (activations + weights, ``member_bytes``)
-# fits in half a core's L2 (2 MiB on the project machine), up to GROUP_BYTES in all; a larger
-# member trains alone. Measured per member-step on one quiet core (benchmarks/README.md, "Sweeps"):
-# n = 1000, width 100 (0.4 MB): 230 us alone, 207 us in groups of 5, 172 us in groups of 49; width
-# 200 (0.8 MB): 352 / 301 us (groups of 20); width 400 (1.6 MB): 571 us alone, 678 us in pairs.
-# Ge et al.'s MNIST net (5.7 MB, mostly its weights) ran at 0.63x stacked 9 at a time and 1.15x
-# alone (benchmarks/bench_sweep_quadratic.py).
-MEMBER_BYTES = 2**20
+# the members; it pays while one member's working set (activations + weights, ``member_bytes``) is
+# small next to a core's L2 (2 MiB on the project machine): up to MEMBER_BYTES, in groups of up to
+# GROUP_BYTES; a larger member trains alone. Measured per member-step on one quiet core, the 49
+# learning-rate pairs of a Fig. 4 cell at n = 1000 (``benchmarks/bench_sweep.py --width W
+# --group_sizes 1 5 20 49``; benchmarks/README.md, "Sweeps"): width 100 (0.4 MB) 164 us alone,
+# 139 us in one group of 49; width 200 (0.8 MB) 248 us alone, 284-311 us in groups of 5-49; width
+# 400 (1.6 MB) 448 us alone, 528-976 us stacked. Ge et al.'s MNIST net (5.7 MB, mostly its
+# weights) ran at 0.63x stacked 9 at a time and 1.15x alone (benchmarks/bench_sweep_quadratic.py).
+MEMBER_BYTES = 2**19
 GROUP_BYTES = 16 * 2**20
 
 
