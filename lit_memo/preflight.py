@@ -70,6 +70,12 @@ def check_launch(trainer: pl.Trainer) -> None:
     starts the ranks as child processes of it (ddp_spawn, ddp_fork, ddp_notebook) would leave these
     empty (a fit of N steps summarised as 0 steps) and fail at the test launch."""
     if starts_ranks_by_multiprocessing(trainer):
+        from pytorch_lightning.strategies.launchers.xla import _XLALauncher  # a subclass: TPU ranks start this way too
+
+        if isinstance(trainer.strategy.launcher, _XLALauncher):
+            raise ConfigError(f"trainer.strategy: {type(trainer.strategy).__name__} starts its TPU ranks as child "
+                              "processes of train.py, which then never sees their metrics, summary or test results; "
+                              "train.py does not support TPUs: use the modules from your own script")
         method = getattr(trainer.strategy.launcher, "_start_method", "multiprocessing")
         raise ConfigError(f"trainer.strategy: {type(trainer.strategy).__name__} with start method {method} (ddp_spawn, "
                           "ddp_fork, ddp_notebook) runs the ranks as child processes of train.py, which then never sees "

@@ -195,3 +195,17 @@ def test_strategies_that_run_the_ranks_as_child_processes_are_refused(tmp_path, 
     msg = fails([*TINY, f"--trainer.strategy={strategy}", "--trainer.devices=2", "--trainer.accelerator=cpu",
                  f"--output_dir={tmp_path}"], tmp_path)
     assert "runs the ranks as child processes of train.py" in msg and "--trainer.strategy=ddp" in msg, msg
+
+
+def test_tpu_launch_is_refused_without_the_ddp_advice():
+    """Lightning's XLA launcher subclasses the multiprocessing one: train.py names TPUs, not ddp."""
+    from types import SimpleNamespace
+
+    from pytorch_lightning.strategies.launchers.xla import _XLALauncher
+
+    from lit_memo.preflight import ConfigError, check_launch
+
+    trainer = SimpleNamespace(strategy=SimpleNamespace(launcher=object.__new__(_XLALauncher)))
+    with pytest.raises(ConfigError, match="TPU") as err:
+        check_launch(trainer)
+    assert "strategy=ddp" not in str(err.value)

@@ -509,8 +509,10 @@ class ImageDataModule(MemoDataModule):
         them (the input options and seed, and with the tensor pipeline the pixels of the whole
         subset as read from the files); up to rounding, the statistics fitted on them
         (normalisation, PCA variances), whose last bits depend on the machine's BLAS. Another
-        seed, subset, label option, input option or changed files on disk are told apart, and a
-        resume on another machine is not refused for rounding."""
+        seed, subset, label option or input option is told apart, and so are changed files on disk
+        with the tensor pipeline (its pixels are digested); with torchvision's pipeline only through
+        the fitted statistics, up to 1e-4, so a few changed images among thousands can pass. A resume
+        on another machine is not refused for rounding."""
         if "train" not in self.splits:
             return {}
         hp = self.hparams
