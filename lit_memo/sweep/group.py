@@ -21,7 +21,7 @@ import torch
 
 from lit_memo.sweep.batched import BATCHABLE_KEYS, BatchedShallowTrainer, Member
 from lit_memo.sweep.batched_quadratic import BATCHABLE_KEYS as QUADRATIC_KEYS
-from lit_memo.sweep.group_quadratic import is_quadratic, member_rows, quadratic_blocker, run_quadratic_group
+from lit_memo.sweep.group_quadratic import is_quadratic, member_rows, quadratic_blocker, run_quadratic_group, same_settings
 from lit_memo.sweep.worker import load_train, write_result
 
 STATE = "group_state.pt"
@@ -135,16 +135,17 @@ def run_group(cells: list[str], args_list: list[list[str]], group_dir: str, comp
         clis.append(train.build_cli([*args, f"--output_dir={group_path / cell / 'runs'}",
                                      "--trainer.enable_progress_bar=false"], check_data=False))
         rng_states.append(torch.get_rng_state())  # where its run's first epoch would start (mini-batch order)
-    if is_quadratic(clis[0].model):
-        if compile:  # said, not silently ignored
-            warnings.warn("--compile on: batched quadratic groups have no compiled step; they train eager")
-        return run_quadratic_group(clis, rng_states, cells, group_path, start)
-    reason = batch_blocker(clis[0]) or _same(clis)
+    quadratic = is_quadratic(clis[0].model)
+    reason = batch_blocker(clis[0]) or (same_settings(clis) if quadratic else _same(clis))
     if reason:
         raise ValueError(f"cells {cells} cannot be batched: {reason}")
     first = clis[0]
     dm = first.datamodule
     dm.setup("fit")
+    if quadratic:
+        if compile:  # said, not silently ignored
+            warnings.warn("--compile on: batched quadratic groups have no compiled step; they train eager")
+        return run_quadratic_group(clis, rng_states, cells, group_path, start)
     x, y = dm.splits["train"].tensors
     regime = first.model.regime
     members = [_member(cli, cell) for cli, cell in zip(clis, cells)]

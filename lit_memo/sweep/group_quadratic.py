@@ -169,13 +169,10 @@ def member_rows(cli, cell: dict[str, Any]) -> int:
 
 def run_quadratic_group(clis, rng_states: list[torch.Tensor], cells: list[str], group_path: Path,
                         start: float) -> list[dict[str, Any]]:
-    """Train the built members as one stacked model; one row per member (and its run folder)."""
-    reason = quadratic_blocker(clis[0]) or same_settings(clis)
-    if reason:
-        raise ValueError(f"cells {cells} cannot be batched: {reason}")
+    """Train the built members (checked by ``group.run_group``, their data set up) as one stacked
+    model; one row per member (and its run folder)."""
     first = clis[0]
     dm = first.datamodule
-    dm.setup("fit")
     loader = dm.train_dataloader()
     orders: list[LoaderOrder] = []
     members = []
