@@ -40,7 +40,16 @@ class JacobianRankCallback(ProbeCallback):
         self.rank_rtol, self.rank_atol, self.max_bytes = rank_rtol, rank_atol, max_bytes
 
     def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
-        probes = self.probes(trainer, pl_module)
+        sv, metrics = self.spectrum(pl_module, self.probes(trainer, pl_module))
+        if has_wandb(trainer) and bool(torch.isfinite(sv).all()):  # NaN weights (diverged): no histogram exists
+            import wandb
+
+            metrics["jacobian/spectrum"] = wandb.Histogram(sv.cpu().numpy())
+        return metrics
+
+    def spectrum(self, pl_module: pl.LightningModule, probes: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The singular values of J at ``probes`` w.r.t. this callback's parameters, and their summary
+        (``jacobian/sigma_min``, ``rank``, ...); also used by the sweep's batched groups at the end."""
         params = list(resolve_params(pl_module, select_params(pl_module, self.params, default_groups=True)).values())
         sv = jacobian_spectrum(pl_module, probes, params, max_bytes=self.max_bytes)
         rtol = self.rank_rtol
@@ -48,9 +57,4 @@ class JacobianRankCallback(ProbeCallback):
             with torch.no_grad():
                 rows = len(probes) * pl_module(probes[:1]).numel()  # k * C
             rtol = default_rtol(rows, sum(p.numel() for p in params), params[0].dtype)
-        metrics: dict[str, Any] = {f"jacobian/{k}": v for k, v in spectrum_summary(sv, rtol, self.rank_atol).items()}
-        if has_wandb(trainer) and bool(torch.isfinite(sv).all()):  # NaN weights (diverged): no histogram exists
-            import wandb
-
-            metrics["jacobian/spectrum"] = wandb.Histogram(sv.cpu().numpy())
-        return metrics
+        return sv, {f"jacobian/{k}": v for k, v in spectrum_summary(sv, rtol, self.rank_atol).items()}

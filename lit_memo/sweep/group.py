@@ -184,8 +184,6 @@ def final_jacobian(cli, member: Member, x: torch.Tensor) -> dict[str, float]:
     """What the config's JacobianRankCallback logs at the end of fit, for this member's final weights
     (Zhang et al. Fig. 4 c-d: sigma_min of J at the end)."""
     from lit_memo.callbacks import JacobianRankCallback
-    from lit_memo.callbacks.probes import select_params
-    from lit_memo.diagnostics import default_rtol, jacobian_spectrum, resolve_params, spectrum_summary
 
     found = [cb for cb in cli.trainer.callbacks if isinstance(cb, JacobianRankCallback)]
     if not found or member.w is None or not bool(torch.isfinite(member.w).all() and torch.isfinite(member.v).all()):
@@ -194,13 +192,8 @@ def final_jacobian(cli, member: Member, x: torch.Tensor) -> dict[str, float]:
     with torch.no_grad():
         model.net.hidden.weight.copy_(member.w)
         model.net.output.weight.copy_(member.v)
-    probes = x[: cb.num_probes]
-    params = list(resolve_params(model, select_params(model, cb.params, default_groups=True)).values())
-    sv = jacobian_spectrum(model, probes, params, max_bytes=cb.max_bytes)
-    rtol = cb.rank_rtol
-    if rtol is None:
-        rtol = default_rtol(len(probes) * model.num_outputs, sum(p.numel() for p in params), params[0].dtype)
-    return {f"jacobian/{k}": float(v) for k, v in spectrum_summary(sv, rtol, cb.rank_atol).items()}
+    _, metrics = cb.spectrum(model, x[: cb.num_probes])
+    return {k: float(v) for k, v in metrics.items()}
 
 
 def _finish(cli, member: Member, cell_dir: Path, trainer: BatchedShallowTrainer, train_s: float, wall_s: float,
