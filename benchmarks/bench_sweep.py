@@ -4,7 +4,7 @@ projected wall time of the whole Fig. 4 grid (configs/sweeps/fig4_paper.yaml) on
 from FLOP and byte counts, on one GPU.
 
 The runner's way is what ``lit_memo.sweep`` does for such a cell: members grouped by the runner's
-own rule (``members_per_group``: one member per group at this size), the fused step eager as the
+own rule (``members_per_group``: one member per group at this size), the written-out step eager as the
 runner's ``--compile auto`` runs it (``--compile on``: compiled, compile time reported apart). Usage:
     nice python benchmarks/bench_sweep.py [--n 1000 --d 5 --width 400 --steps 2000 --threads 1]
     nice python benchmarks/bench_sweep.py --step_only       # one member: plain vs the trainer's step

@@ -168,15 +168,14 @@ def run_sweep(spec: SweepSpec, jobs: int = 1, batching: Optional[str] = None, co
 
 
 def _submit(pool, spec: SweepSpec, group: list[dict], cells_dir: Path, compile: str, batched: bool = True):
-    """A batched group (even of one member: the fused step beats train.py's), or one train.py run."""
+    """A batched group (even of one member: its written-out step beats train.py's), or one train.py run."""
     if not batched:
         cid = cell_id(group[0])
         return pool.submit(_single, cid, spec.train_args(group[0]), str(cells_dir / cid))
     ids = [cell_id(c) for c in group]
-    # --compile auto leaves the step eager: batched groups train on the CPU, where the compiled step
-    # gained 0-10% over the eager one (benchmarks/bench_sweep.py --step_only, interleaved, 6 runs:
-    # 1.16-1.42x of a plain autograd step compiled, 1.25-1.38x eager; slower in 2 of the 6) for
-    # 2-25 s of compiling per group
+    # --compile auto leaves the step eager: batched groups train on the CPU, where the compiled in-place
+    # step is slower (benchmarks/bench_sweep.py --step_only: 1.7x a plain autograd step compiled, 4.0x
+    # eager), after seconds of compiling per group
     use_compile = compile == "on"
     return pool.submit(_group, ids, [spec.train_args(c) for c in group], str(cells_dir / ("group-" + ids[0])), use_compile)
 
