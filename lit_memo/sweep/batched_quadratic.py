@@ -178,13 +178,14 @@ class BatchedQuadraticTrainer:
         """(x, y) of the alive members: shared when they share one order, else stacked."""
         xs, ys = [], []
         for x, y in batches:
-            x = x.flatten(1)
             if self.features is not None:  # a full batch repeats the same tensor: its features once
                 cached_x, z = self._feature_cache
-                if cached_x is not x:
+                if cached_x is not x:  # the batch as loaded (a flattened view would be new every step)
                     z = self.features(x)
                     self._feature_cache = (x, z)
                 x = z
+            else:
+                x = x.flatten(1)
             xs.append(x)
             ys.append(y.reshape(len(y)).to(x.dtype))
         orders = [self.members[i].order for i in self.alive]
