@@ -110,9 +110,12 @@ def test_batched_members_equal_runs_through_train_py(tmp_path):
 def wait_for(predicate, timeout=300.0):
     end = time.time() + timeout
     while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.2)
+        try:
+            if predicate():
+                return True
+        except OSError:  # a file or folder the runner is writing vanished mid-scan (an atomic rename): look again
+            pass
+        time.sleep(0.05)
     return False
 
 
