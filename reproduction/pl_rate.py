@@ -45,6 +45,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from lit_memo.report import read_metrics
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(__file__).resolve().parent / "pl_rate"
 # (config overlay in reproduction/pl_rate/, learning rate): each config's own lr keeps eta * lambda_max(Hessian)
@@ -94,9 +96,11 @@ class Run:
     hessian_max: np.ndarray
 
 
-def _column(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
-    pairs = sorted({int(float(r["step"])): float(r[key]) for r in rows if r.get(key) not in (None, "")}.items())
-    return np.array([p[0] for p in pairs], dtype=int), np.array([p[1] for p in pairs], dtype=float)
+def _column(curves: dict[str, tuple[np.ndarray, np.ndarray]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """One value per GD step of a ``read_metrics`` curve (the last logged at that step)."""
+    steps, values = curves.get(key, ((), ()))
+    last = {int(s): float(v) for s, v in zip(steps, values)}  # read_metrics sorts by step, stably
+    return np.array(list(last), dtype=int), np.array(list(last.values()), dtype=float)
 
 
 def load_run(folder: Path) -> Run:
@@ -120,11 +124,10 @@ def load_run(folder: Path) -> Run:
         problems.append("data.full_batch must be true (gradient descent)")
     if problems:
         raise SystemExit(f"{folder}: not plain full-batch GD: " + "; ".join(problems))
-    with metrics.open() as fh:
-        rows = list(csv.DictReader(fh))
-    loss_steps, loss = _column(rows, "train/loss")
-    sigma_steps, sigma_min = _column(rows, "jacobian/sigma_min")
-    _, hessian_max = _column(rows, "hessian/lambda_max")
+    curves = read_metrics(metrics)
+    loss_steps, loss = _column(curves, "train/loss")
+    sigma_steps, sigma_min = _column(curves, "jacobian/sigma_min")
+    _, hessian_max = _column(curves, "hessian/lambda_max")
     if len(loss) < 2 or len(sigma_min) < 1:
         raise SystemExit(f"{folder}: metrics.csv needs train/loss at >= 2 steps and jacobian/sigma_min")
     return Run(folder, model.get("regime", "?"), int(data["n"]), int(data.get("d", 0)), float(args["lr"]), loss_steps - 1, loss,
