@@ -20,6 +20,7 @@ import time
 import torch
 
 from lit_memo.data import MNISTDataModule
+from lit_memo.diagnostics import kron_gram
 from lit_memo.models.quadratic import ThreeLayerQuadraticNet
 
 
@@ -34,8 +35,7 @@ def training_tensors(n: int, noise: float, random_labels: bool) -> tuple[torch.T
 
 def spectrum(net: ThreeLayerQuadraticNet, x: torch.Tensor, y: torch.Tensor) -> None:
     with torch.no_grad():
-        z = net.features(x).double()
-        gram = (z @ z.T) ** 2
+        gram = kron_gram(net.features(x))
         ev = torch.linalg.eigvalsh(gram)
         alpha = torch.linalg.solve(gram, y.double())  # M = sum_i alpha_i z_i z_i^T, so ||M||_F^2 = alpha^T K alpha
     print(f"Gram (z_i . z_j)^2: eigenvalues {ev[0]:.3g} .. {ev[-1]:.3g}, median {ev.median():.3g}, "
