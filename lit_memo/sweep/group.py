@@ -11,7 +11,6 @@ its cells one per run.
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from pathlib import Path
@@ -21,11 +20,9 @@ import torch
 
 from lit_memo.sweep.batched import BATCHABLE_KEYS, BatchedShallowTrainer, Member
 from lit_memo.sweep.batched_quadratic import BATCHABLE_KEYS as QUADRATIC_KEYS
+from lit_memo.sweep.group_files import resume, save, write_run
 from lit_memo.sweep.group_quadratic import is_quadratic, member_rows, quadratic_blocker, run_quadratic_group, same_settings
 from lit_memo.sweep.worker import load_train, write_result
-
-STATE = "group_state.pt"
-
 
 def batch_blocker(cli) -> Optional[str]:
     """None when this built config can train in a batched group, else the reason it cannot."""
@@ -154,23 +151,17 @@ def run_group(cells: list[str], args_list: list[list[str]], group_dir: str, comp
         ball=regime.ball, outer_set=regime.outer_set, zeta=first.model.zeta, gamma=first.model.gamma,
         momentum=first.model.configure_optimizers().defaults.get("momentum", 0.0),
         log_every=first.model.steps_per_batch, compile=compile)
-    state_path = group_path / STATE
-    if state_path.is_file():
-        state = torch.load(state_path, weights_only=False)
-        if state.get("keys") == list(cells):  # the same members as last time: resume
-            trainer.load_state_dict(state)
+    resume(trainer, group_path, cells)
     max_steps = first.trainer.max_steps
     # checkpoint as often as train.py's last.ckpt: once per epoch of GD steps
     every = first.model.steps_per_batch * dm.hparams.batches_per_epoch
 
-    def save(t: BatchedShallowTrainer) -> None:
+    def save_every_epoch(t: BatchedShallowTrainer) -> None:
         if t.step % every == 0 and t.step < max_steps:
-            tmp = state_path.with_suffix(".tmp")
-            torch.save({**t.state_dict(), "keys": list(cells)}, tmp)
-            os.replace(tmp, state_path)
+            save(t, group_path, cells)
 
     t0 = time.perf_counter()
-    trainer.run(max_steps, on_log=save)
+    trainer.run(max_steps, on_log=save_every_epoch)
     train_seconds = time.perf_counter() - t0
     rows = []
     for cli, member in zip(clis, members):
@@ -199,14 +190,8 @@ def final_jacobian(cli, member: Member, x: torch.Tensor) -> dict[str, float]:
 def _finish(cli, member: Member, cell_dir: Path, trainer: BatchedShallowTrainer, train_s: float, wall_s: float,
             diagnostics: dict[str, float]) -> dict:
     """Write the member's run folder the way train.py would (config.yaml, metrics.csv) and its row."""
-    run_dir = Path(cli.run_dir)
-    cli.parser.save(cli.config, str(run_dir / "config.yaml"), skip_none=False, overwrite=True, multifile=False)
-    for logger in cli.trainer.loggers:
-        for step, loss in member.log:
-            logger.log_metrics({"train/loss": loss}, step=step)
-        if diagnostics:
-            logger.log_metrics(diagnostics, step=member.steps)
-        logger.finalize("success")  # writes the CSV, closes a W&B run
+    metrics = [(step, {"train/loss": loss}) for step, loss in member.log]
+    run_dir = write_run(cli, metrics + [(member.steps, diagnostics)] if diagnostics else metrics)
     final = member.log[-1][1] if member.log else math.nan
     finite = [v for _, v in member.log if math.isfinite(v)]
     row = {"cell": member.key, "mode": "batched", "group_size": len(trainer.members), "status": member.status if member.status != "running" else "done",
@@ -215,6 +200,5 @@ def _finish(cli, member: Member, cell_dir: Path, trainer: BatchedShallowTrainer,
     row.update({f"final/{k}": v for k, v in diagnostics.items()})
     if trainer.compile_seconds:
         row["compile_s"] = round(trainer.compile_seconds, 3)
-    cell_dir.mkdir(parents=True, exist_ok=True)
     write_result(cell_dir, row)
     return row

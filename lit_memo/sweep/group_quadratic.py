@@ -9,7 +9,6 @@ start its first epoch from (it decides their mini-batch order) come from that bu
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -23,9 +22,9 @@ from lit_memo.sweep.batched_quadratic import (
     LoaderOrder,
     QuadraticMember,
 )
+from lit_memo.sweep.group_files import resume, save, write_run
 from lit_memo.sweep.worker import read_metrics, write_result
 
-STATE = "group_state.pt"
 SCHEDULERS = ("StepLR",)  # depend on the epoch count alone and change only the lr
 
 
@@ -192,21 +191,15 @@ def run_quadratic_group(clis, rng_states: list[torch.Tensor], cells: list[str], 
     trainer = BatchedQuadraticTrainer(orders, members, batched_opt, lam=first.model.lam, features=features,
                                       log_every=first.trainer.log_every_n_steps,
                                       scheduler_interval=first.model.lr_scheduler_interval)
-    state_path = group_path / STATE
-    if state_path.is_file():
-        state = torch.load(state_path, weights_only=False)
-        if state.get("keys") == list(cells):  # the same members as last time: resume
-            trainer.load_state_dict(state)
+    resume(trainer, group_path, cells)
 
-    def save(t: BatchedQuadraticTrainer) -> None:  # at every epoch end, as train.py's last.ckpt
-        tmp = state_path.with_suffix(".tmp")
-        torch.save({**t.state_dict(), "keys": list(cells)}, tmp)
-        os.replace(tmp, state_path)
+    def save_every_epoch(t: BatchedQuadraticTrainer) -> None:  # at every epoch end, as train.py's last.ckpt
+        save(t, group_path, cells)
 
     max_steps = first.trainer.max_steps if first.trainer.max_steps is not None else -1
     max_epochs = first.trainer.max_epochs if first.trainer.max_epochs is not None else -1
     t0 = time.perf_counter()
-    trainer.run(max_steps, max_epochs, on_epoch_end=save)
+    trainer.run(max_steps, max_epochs, on_epoch_end=save_every_epoch)
     train_s = time.perf_counter() - t0
     return [_finish(cli, member, group_path / member.key, len(members), train_s, time.perf_counter() - start)
             for cli, member in zip(clis, members)]
@@ -215,12 +208,7 @@ def run_quadratic_group(clis, rng_states: list[torch.Tensor], cells: list[str], 
 def _finish(cli, member: QuadraticMember, cell_dir: Path, group_size: int, train_s: float, wall_s: float) -> dict:
     """Write the member's run folder as train.py would (config.yaml, metrics.csv) and its row,
     read back from that folder exactly as a single run's."""
-    run_dir = Path(cli.run_dir)
-    cli.parser.save(cli.config, str(run_dir / "config.yaml"), skip_none=False, overwrite=True, multifile=False)
-    for logger in cli.trainer.loggers:
-        for row in member.log:
-            logger.log_metrics({k: v for k, v in row.items() if k != "step"}, step=int(row["step"]))
-        logger.finalize("success")
+    run_dir = write_run(cli, [(int(row["step"]), {k: v for k, v in row.items() if k != "step"}) for row in member.log])
     if member.w is not None:  # the final W, for a look without re-training
         torch.save({"weight": member.w, "steps": member.steps}, run_dir / "final_weights.pt")
     row = {"cell": member.key, "mode": "batched", "group_size": group_size, **read_metrics(cell_dir),
@@ -228,6 +216,5 @@ def _finish(cli, member: QuadraticMember, cell_dir: Path, group_size: int, train
            "wall_s": round(wall_s, 3), "train_s_shared": round(train_s, 3), "run_dir": str(run_dir)}
     if not member.log:
         row["final/train/loss"] = math.nan
-    cell_dir.mkdir(parents=True, exist_ok=True)
     write_result(cell_dir, row)
     return row
