@@ -220,11 +220,15 @@ class MemorizationModule(MirroredInitMixin, ProjectedOptimizerMixin, pl.Lightnin
         mean = getattr(self, f"{split}_loss_mean")
         mean.update(loss.detach(), len(y))
         self.log(f"{split}/loss", mean, prog_bar=True, on_step=False, on_epoch=True)
+        self._log_eval_acc(split, out.detach(), y)
+        return loss
+
+    def _log_eval_acc(self, split: str, out: torch.Tensor, y: torch.Tensor) -> None:
+        """``val/acc`` / ``test/acc`` over the epoch; a family with its own accuracy overrides it."""
         if self.task == "classification":
             acc = getattr(self, f"{split}_acc")
-            acc(out.detach(), y)
+            acc(out, y)
             self.log(f"{split}/acc", acc, prog_bar=True, on_step=False, on_epoch=True)
-        return loss
 
     def training_step(self, batch, batch_idx: int) -> Optional[torch.Tensor]:
         if self.automatic_optimization:

@@ -81,22 +81,16 @@ class DanielyModule(MemorizationModule):
                                  "(use SyntheticDataModule with labels: sign)")
             self._labels_checked = True
         margin = y * out.reshape(y.shape)
-        self._last = (out.detach().reshape(y.shape), y)
         if self.loss_name == "logistic":
             return F.softplus(-margin).mean()
         return F.relu(1 - margin).mean()
 
-    def _log_sign_acc(self, split: str) -> None:
-        out, y = self._last
+    # train/acc and val/test acc: the fraction with sign(h) = y (h = 0 counts as -1)
+    def _log_eval_acc(self, split: str, out: torch.Tensor, y: torch.Tensor) -> None:
+        out = out.reshape(y.shape)
         acc = getattr(self, f"{split}_sign_acc")
-        acc((out > 0).long(), (y > 0).long())  # sign(h) = y (h = 0 counts as -1)
+        acc((out > 0).long(), (y > 0).long())
         self.log(f"{split}/acc", acc, prog_bar=True, on_step=False, on_epoch=True)
-
-    def _step(self, batch, split: str) -> torch.Tensor:
-        loss = super()._step(batch, split)
-        if split != "train":  # train/acc: the base logs it on logging steps, over all ranks
-            self._log_sign_acc(split)
-        return loss
 
     def _log_train_acc(self, out: torch.Tensor, y: torch.Tensor) -> None:
         out = out.reshape(y.shape)
