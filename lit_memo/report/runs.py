@@ -117,9 +117,14 @@ def load_run_dir(run_dir: Path) -> Run:
     return Run(str(run_dir), params, final, curves)
 
 
+def is_run_dir(folder: Path) -> bool:
+    """Whether ``folder`` is a run folder: it holds both metrics.csv and config.yaml."""
+    return (folder / "metrics.csv").is_file() and (folder / "config.yaml").is_file()
+
+
 def find_run_dirs(root: Path) -> list[Path]:
-    """Every folder under ``root`` (itself included) holding both metrics.csv and config.yaml."""
-    return sorted(p.parent for p in root.rglob("metrics.csv") if (p.parent / "config.yaml").is_file())
+    """Every run folder under ``root`` (itself included)."""
+    return sorted(p.parent for p in root.rglob("metrics.csv") if is_run_dir(p.parent))
 
 
 # -- sweep tables ----------------------------------------------------------------------------
@@ -153,7 +158,7 @@ def _run_folder(table: Path, run_dir: Optional[str]) -> Optional[Path]:
     if not run_dir:
         return None
     candidates = [Path(run_dir)] if Path(run_dir).is_absolute() else [table.parent / run_dir, Path(run_dir)]
-    return next((c for c in candidates if (c / "metrics.csv").is_file() and (c / "config.yaml").is_file()), None)
+    return next((c for c in candidates if is_run_dir(c)), None)
 
 
 def load_runs(inputs: Iterable[str | Path]) -> list[Run]:
