@@ -142,15 +142,17 @@ def project_ball(x: TensorOrList, center: TensorOrList, radius: float) -> Tensor
     return out[0] if isinstance(x, torch.Tensor) else out
 
 
-def _outer_moved(v: torch.Tensor, zeta: float, gamma: float, rtol: float, sync_free: bool) -> Moved:
+def _outer_moved(v: torch.Tensor, zeta: float, gamma: float, rtol: float,
+                 sync_free: bool) -> tuple[Moved, Union[float, torch.Tensor]]:
     """Whether the projection onto V moves v: outside V and every entry finite (see the module's
-    docstring); a device tensor when sync-free, else a bool (the same float64 arithmetic)."""
+    docstring); a device tensor when sync-free, else a bool (the same float64 arithmetic). Also
+    max|v|, which the projection reads too."""
     lo, hi = torch.aminmax(v.detach().abs())  # NaN if any entry is NaN
     lo, hi = (lo.double(), hi.double()) if sync_free else (lo.item(), hi.item())
     outside = lo < zeta * (1 - rtol)
     if not math.isinf(gamma):
         outside = outside | (hi > gamma * lo * (1 + rtol))
-    return outside & (torch.isfinite(hi) if sync_free else math.isfinite(hi))
+    return outside & (torch.isfinite(hi) if sync_free else math.isfinite(hi)), hi
 
 
 def in_outer_set(v: torch.Tensor, zeta: float, gamma: float, rtol: Optional[float] = None) -> bool:
@@ -215,14 +217,14 @@ def project_outer_(v: torch.Tensor, zeta: float, gamma: float, *, sync_free: Opt
     if v.numel() == 0:
         return torch.zeros((), dtype=torch.bool, device=v.device) if sync_free else False
     rtol = rtol_for(v.dtype)
-    moved = _outer_moved(v, zeta, gamma, rtol, sync_free)
+    moved, hi = _outer_moved(v, zeta, gamma, rtol, sync_free)
     if not sync_free and not moved:
         return False
     with torch.no_grad():
         a = v.abs()
         # max|v| <= gamma zeta: the level's objective rises from L = zeta on (only entries below L
         # pay), so L = zeta, a clamp. The usual case in training (a few v_i near 0); no sort
-        floor_only = not sync_free and float(a.max()) <= gamma * zeta
+        floor_only = not sync_free and hi <= gamma * zeta
         level = zeta if floor_only else _outer_level(a, zeta, gamma)
         upper = gamma * level if math.isfinite(gamma) else None
         sign = torch.where(v < 0, -1.0, 1.0).to(v.dtype)
