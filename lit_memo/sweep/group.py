@@ -21,8 +21,16 @@ import torch
 from lit_memo.sweep.batched import BATCHABLE_KEYS, BatchedShallowTrainer, Member
 from lit_memo.sweep.batched_quadratic import BATCHABLE_KEYS as QUADRATIC_KEYS
 from lit_memo.sweep.group_files import resume, save, write_run
-from lit_memo.sweep.group_quadratic import is_quadratic, member_rows, quadratic_blocker, run_quadratic_group, same_settings
+from lit_memo.sweep.group_quadratic import (
+    is_quadratic,
+    member_rows,
+    optimizer_and_scheduler,
+    quadratic_blocker,
+    run_quadratic_group,
+    same_settings,
+)
 from lit_memo.sweep.worker import load_train, write_result
+
 
 def batch_blocker(cli) -> Optional[str]:
     """None when this built config can train in a batched group, else the reason it cannot."""
@@ -94,19 +102,18 @@ def _shallow_blocker(cli) -> Optional[str]:
     return None
 
 
-def _member(cli, key: Any) -> Member:
-    opt = cli.model.configure_optimizers()
+def _member(cli, key: Any, opt) -> Member:
     hidden, outer = opt.param_groups
     net = cli.model.net
     return Member(key=key, w0=net.hidden.weight.detach().clone(), v0=net.output.weight.detach().clone(),
                   lr_hidden=hidden["lr"], lr_outer=outer["lr"], radius=float(cli.model.radius))
 
 
-def _same(clis) -> Optional[str]:
-    """Members must share everything but lrs, radius and seed."""
+def _same(clis, opts) -> Optional[str]:
+    """Members (and their built optimizers) must share everything but lrs, radius and seed."""
     first = clis[0]
     m0, d0 = first.model.hparams, first.datamodule.hparams
-    for cli in clis[1:]:
+    for cli, opt in zip(clis[1:], opts[1:]):
         for k in ("width", "activation", "regime", "zeta", "gamma", "task"):
             if cli.model.hparams.get(k) != m0.get(k):
                 return f"members differ in model.{k}"
@@ -114,7 +121,7 @@ def _same(clis) -> Optional[str]:
             return "members differ in their data"
         if cli.trainer.max_steps != first.trainer.max_steps or cli.model.steps_per_batch != first.model.steps_per_batch:
             return "members differ in max_steps or steps_per_batch"
-        if cli.model.configure_optimizers().defaults.get("momentum") != first.model.configure_optimizers().defaults.get("momentum"):
+        if opt.defaults.get("momentum") != opts[0].defaults.get("momentum"):
             return "members differ in momentum"
     return None
 
@@ -132,24 +139,27 @@ def run_group(cells: list[str], args_list: list[list[str]], group_dir: str, comp
         clis.append(train.build_cli([*args, f"--output_dir={group_path / cell / 'runs'}",
                                      "--trainer.enable_progress_bar=false"], check_data=False))
         rng_states.append(torch.get_rng_state())  # where its run's first epoch would start (mini-batch order)
-    quadratic = is_quadratic(clis[0].model)
-    reason = batch_blocker(clis[0]) or (same_settings(clis) if quadratic else _same(clis))
+    first = clis[0]
+    quadratic = is_quadratic(first.model)
+    reason = batch_blocker(first)
+    if not reason:  # each member's optimizer (and scheduler) built once: compared here, read for its lr below
+        built = [optimizer_and_scheduler(cli.model) if quadratic else cli.model.configure_optimizers() for cli in clis]
+        reason = same_settings(clis, built) if quadratic else _same(clis, built)
     if reason:
         raise ValueError(f"cells {cells} cannot be batched: {reason}")
-    first = clis[0]
     dm = first.datamodule
     dm.setup("fit")
     if quadratic:
         if compile:  # said, not silently ignored
             warnings.warn("--compile on: batched quadratic groups have no compiled step; they train eager")
-        return run_quadratic_group(clis, rng_states, cells, group_path, start)
+        return run_quadratic_group(clis, built, rng_states, cells, group_path, start)
     x, y = dm.splits["train"].tensors
     regime = first.model.regime
-    members = [_member(cli, cell) for cli, cell in zip(clis, cells)]
+    members = [_member(cli, cell, opt) for cli, cell, opt in zip(clis, cells, built)]
     trainer = BatchedShallowTrainer(
         x, y, members, activation=first.model.hparams["activation"], pairwise=regime.mirrored,
         ball=regime.ball, outer_set=regime.outer_set, zeta=first.model.zeta, gamma=first.model.gamma,
-        momentum=first.model.configure_optimizers().defaults.get("momentum", 0.0),
+        momentum=built[0].defaults.get("momentum", 0.0),
         log_every=first.model.steps_per_batch, compile=compile)
     resume(trainer, group_path, cells)
     max_steps = first.trainer.max_steps

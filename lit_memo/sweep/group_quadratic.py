@@ -127,10 +127,10 @@ def quadratic_blocker(cli) -> Optional[str]:
     return None
 
 
-def _settings(cli) -> dict[str, Any]:
-    """Everything members must share (what is not a learning rate or a seed)."""
+def _settings(cli, opt, scheduler) -> dict[str, Any]:
+    """Everything members must share (what is not a learning rate or a seed), from the built member
+    and its optimizer and scheduler (``optimizer_and_scheduler``)."""
     model = cli.model
-    opt, scheduler = optimizer_and_scheduler(model)
     group = {k: v for k, v in opt.param_groups[0].items() if k not in ("params", "lr", "initial_lr")}
     sched = None
     if scheduler is not None:
@@ -143,10 +143,10 @@ def _settings(cli) -> dict[str, Any]:
             "trainer": (trainer.max_steps, trainer.max_epochs, trainer.log_every_n_steps)}
 
 
-def same_settings(clis) -> Optional[str]:
-    first = _settings(clis[0])
-    for cli in clis[1:]:
-        other = _settings(cli)
+def same_settings(clis, built) -> Optional[str]:
+    first = _settings(clis[0], *built[0])
+    for cli, (opt, scheduler) in zip(clis[1:], built[1:]):
+        other = _settings(cli, opt, scheduler)
         for key, value in first.items():
             if other[key] != value:
                 return f"members differ in their {key} settings (only learning rates and seeds may differ)"
@@ -166,24 +166,23 @@ def member_rows(cli, cell: dict[str, Any]) -> int:
     return n if hp["batch_size"] is None else min(hp["batch_size"], n)
 
 
-def run_quadratic_group(clis, rng_states: list[torch.Tensor], cells: list[str], group_path: Path,
+def run_quadratic_group(clis, built, rng_states: list[torch.Tensor], cells: list[str], group_path: Path,
                         start: float) -> list[dict[str, Any]]:
-    """Train the built members (checked by ``group.run_group``, their data set up) as one stacked
-    model; one row per member (and its run folder)."""
+    """Train the built members (checked by ``group.run_group``, their data set up; ``built``: each
+    one's (optimizer, scheduler)) as one stacked model; one row per member (and its run folder)."""
     first = clis[0]
     dm = first.datamodule
     loader = dm.train_dataloader()
     orders: list[LoaderOrder] = []
     members = []
-    for cli, cell, rng in zip(clis, cells, rng_states):
+    for cli, cell, rng, (opt, scheduler) in zip(clis, cells, rng_states, built):
         index = next((i for i, o in enumerate(orders) if torch.equal(o.rng_state, rng)), None)
         if index is None:  # a seed not seen yet in this group: its own order
             orders.append(LoaderOrder(loader, rng))
             index = len(orders) - 1
-        opt, scheduler = optimizer_and_scheduler(cli.model)
         members.append(QuadraticMember(key=cell, w0=cli.model.quadratic.weight.detach().clone(),
                                        lr=opt.param_groups[0]["lr"], order=index, scheduler=scheduler))
-    opt, _ = optimizer_and_scheduler(first.model)
+    opt = built[0][0]
     group = opt.param_groups[0]
     batched_opt = (BatchedSGD(group["momentum"]) if type(opt) is torch.optim.SGD
                    else BatchedAdam(tuple(group["betas"]), group["eps"]))
