@@ -86,12 +86,10 @@ def _shallow_blocker(cli) -> Optional[str]:
     trainer = cli.trainer
     if trainer.max_steps is None or trainer.max_steps < 1 or trainer.world_size != 1 or trainer.accumulate_grad_batches != 1:
         return "batched training needs trainer.max_steps >= 1 on one device, no gradient accumulation"
-    from lit_memo.callbacks import JacobianRankCallback
-
     import lit_memo.callbacks as diagnostics
 
     others = [type(cb).__name__ for cb in trainer.callbacks if type(cb).__module__.startswith(diagnostics.__name__)
-              and not isinstance(cb, JacobianRankCallback)]
+              and not isinstance(cb, diagnostics.JacobianRankCallback)]
     if others:
         return (f"batched groups compute only the final Jacobian spectrum, not {others}: drop those callbacks "
                 "from the sweep's trainer.callbacks, or set batching: off")

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from lit_memo.sweep.spec import SweepSpec, cell_id
 from lit_memo.sweep.table import ResultsTable
-from lit_memo.sweep.worker import RESULT, init_worker, load_train, read_result, run_cell
+from lit_memo.sweep.worker import RESULT, init_worker, load_train, read_result, run_cell, write_result
 
 # Members per batched group (our choice). Stacking shares each step's few dozen small ops between
 # the members; it pays while one member's working set (activations + weights, ``member_bytes``) is
@@ -190,8 +190,6 @@ def _group(ids: list[str], args_list: list[list[str]], group_dir: str, compile: 
     rows = run_group(ids, args_list, group_dir, compile=compile)
     cells_dir = Path(group_dir).parent
     for row in rows:  # a member's result also sits where a single run of it would
-        from lit_memo.sweep.worker import write_result
-
         write_result(cells_dir / row["cell"], row)
     return rows
 
