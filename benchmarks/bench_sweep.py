@@ -53,14 +53,29 @@ def plain_run(mod, x, y, steps):
     return loss.item()
 
 
+def member(key, mod) -> Member:
+    """A batched member starting where ``mod`` starts, with its learning rates and radius."""
+    return Member(key=key, w0=mod.net.hidden.weight.detach().clone(), v0=mod.net.output.weight.detach().clone(),
+                  lr_hidden=mod.lr_hidden, lr_outer=mod.lr_outer, radius=mod.radius)
+
+
+def batched_trainer(x, y, members, compile_=False) -> BatchedShallowTrainer:
+    """The batched trainer for ``module``'s regime ("ours": tanh pairs, ball and V, momentum 0.9)."""
+    return BatchedShallowTrainer(x, y, members, activation="tanh", pairwise=True, ball=True, outer_set=True,
+                                 zeta=1e-3, gamma=1e3, momentum=0.9, log_every=50, compile=compile_)
+
+
+def member_bytes(mods, x) -> int:
+    """The runner's ``member_bytes`` for this cell: (n + d) x width floats."""
+    return 4 * mods[0].hparams.width * (len(x) + x.shape[1])
+
+
 def runner_way(mods, x, y, steps, compile_):
-    members = [Member(key=i, w0=m.net.hidden.weight.detach().clone(), v0=m.net.output.weight.detach().clone(),
-                      lr_hidden=m.lr_hidden, lr_outer=m.lr_outer, radius=m.radius) for i, m in enumerate(mods)]
-    per = members_per_group(4 * mods[0].hparams.width * (len(x) + x.shape[1]))  # the runner's rule (member_bytes)
+    members = [member(i, m) for i, m in enumerate(mods)]
+    per = members_per_group(member_bytes(mods, x))  # the runner's rule
     compile_s, losses = 0.0, []
     for i in range(0, len(members), per):
-        t = BatchedShallowTrainer(x, y, members[i:i + per], activation="tanh", pairwise=True, ball=True, outer_set=True,
-                                  zeta=1e-3, gamma=1e3, momentum=0.9, log_every=50, compile=compile_)
+        t = batched_trainer(x, y, members[i:i + per], compile_)
         t.run(steps)
         compile_s += t.compile_seconds
         losses += [m.log[-1][1] for m in t.members]
@@ -80,13 +95,8 @@ def step_only(mods, x, y, rounds=5, steps=100):
             opt.step()
             mod.project_constraints_()
 
-    def trainer(compile_):
-        m = Member(key=0, w0=mod.net.hidden.weight.detach().clone(), v0=mod.net.output.weight.detach().clone(),
-                   lr_hidden=mod.lr_hidden, lr_outer=mod.lr_outer, radius=mod.radius)
-        return BatchedShallowTrainer(x, y, [m], activation="tanh", pairwise=True, ball=True, outer_set=True, zeta=1e-3,
-                                     gamma=1e3, momentum=0.9, log_every=50, compile=compile_)
-
-    variants = {"trainer eager": trainer(False), "trainer compiled": trainer(True)}
+    variants = {"trainer eager": batched_trainer(x, y, [member(0, mod)]),
+                "trainer compiled": batched_trainer(x, y, [member(0, mod)], compile_=True)}
     plain(10)
     for tr in variants.values():
         tr.run(10)
@@ -104,8 +114,7 @@ def step_only(mods, x, y, rounds=5, steps=100):
 def group_sizes(mods, x, y, sizes, steps=300) -> None:
     """Time per member-step of the 49 members trained in groups of each size (the runner's
     ``members_per_group`` rule is chosen from these), interleaved, best of 3."""
-    members = [Member(key=i, w0=m.net.hidden.weight.detach().clone(), v0=m.net.output.weight.detach().clone(),
-                      lr_hidden=m.lr_hidden, lr_outer=m.lr_outer, radius=m.radius) for i, m in enumerate(mods)]
+    members = [member(i, m) for i, m in enumerate(mods)]
     best = {size: math.inf for size in sizes}
     for _ in range(3):
         for size in sizes:
@@ -113,12 +122,11 @@ def group_sizes(mods, x, y, sizes, steps=300) -> None:
             for i in range(0, len(members), size):
                 for m in members[i:i + size]:
                     m.log, m.w, m.v, m.status = [], None, None, "running"
-                BatchedShallowTrainer(x, y, members[i:i + size], activation="tanh", pairwise=True, ball=True,
-                                      outer_set=True, zeta=1e-3, gamma=1e3, momentum=0.9, log_every=50).run(steps)
+                batched_trainer(x, y, members[i:i + size]).run(steps)
             best[size] = min(best[size], (time.perf_counter() - t0) / len(members) / steps)
-    member = 4 * mods[0].hparams.width * (len(x) + x.shape[1])
-    print(f"n={len(x)} width={mods[0].hparams.width}: {member / 1e6:.2f} MB per member, the runner's rule: "
-          f"{members_per_group(member)} per group")
+    nbytes = member_bytes(mods, x)
+    print(f"n={len(x)} width={mods[0].hparams.width}: {nbytes / 1e6:.2f} MB per member, the runner's rule: "
+          f"{members_per_group(nbytes)} per group")
     for size, value in best.items():
         print(f"  groups of {size:3d}: {value * 1e6:7.1f} us per member-step")
 
