@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from lit_memo.models.shallow import EXPLICIT_ACTIVATIONS, loss_and_grads
-from lit_memo.optim.projections import RTOL, in_outer_set, project_outer_
+from lit_memo.optim.projections import RTOL, project_outer_
 
 # what may differ between members of one batched group (train.py keys)
 BATCHABLE_KEYS = ("model.init_args.lr_hidden", "model.init_args.lr_outer", "model.init_args.radius", "seed_everything")
@@ -69,11 +69,14 @@ def outside_outer_set(v: torch.Tensor, zeta: float, gamma: float) -> torch.Tenso
     return (lo < zeta * (1 - RTOL)) | (hi > gamma * lo * (1 + RTOL))
 
 
-def project_outer_rows_(v: torch.Tensor, zeta: float, gamma: float) -> None:
-    """Each member's v onto V with the library's exact projection (a member's v is one vector)."""
-    for g in torch.nonzero(outside_outer_set(v, zeta, gamma)).flatten().tolist():
-        if not in_outer_set(v[g], zeta, gamma):
-            project_outer_(v[g], zeta, gamma)
+def project_outer_rows_(v: torch.Tensor, zeta: float, gamma: float, outside: Optional[torch.Tensor] = None) -> None:
+    """Each member's v onto V with the library's exact projection (a member's v is one vector), for
+    the members ``outside`` flags (default: ``outside_outer_set``); ``project_outer_`` itself
+    leaves a v it finds inside V untouched, as train.py's projection does."""
+    if outside is None:
+        outside = outside_outer_set(v, zeta, gamma)
+    for g in torch.nonzero(outside).flatten().tolist():
+        project_outer_(v[g], zeta, gamma)
 
 
 @dataclass
@@ -169,7 +172,7 @@ class BatchedShallowTrainer:
             if self.compiled and not self.compile_seconds:  # the first call compiles (and steps): reported apart
                 self.compile_seconds = time.perf_counter() - t0
             if outside is not None and bool(outside.any()):  # one host sync, as the library's own check
-                project_outer_rows_(self.v, self.zeta, self.gamma)
+                project_outer_rows_(self.v, self.zeta, self.gamma, outside)
             self.step += 1
             if self.step % self.log_every == 0 or self.step == max_steps:
                 values = loss.tolist()
