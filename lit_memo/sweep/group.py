@@ -202,7 +202,7 @@ def _finish(cli, member: Member, cell_dir: Path, trainer: BatchedShallowTrainer,
     run_dir = write_run(cli, metrics + [(member.steps, diagnostics)] if diagnostics else metrics)
     final = member.log[-1][1] if member.log else math.nan
     finite = [v for _, v in member.log if math.isfinite(v)]
-    row = {"cell": member.key, "mode": "batched", "group_size": len(trainer.members), "status": member.status if member.status != "running" else "done",
+    row = {"cell": member.key, "mode": "batched", "group_size": len(trainer.members), "status": member.status,
            "final/train/loss": final, "best/train/loss": min(finite) if finite else math.nan, "steps": member.steps,
            "wall_s": round(wall_s, 3), "train_s_shared": round(train_s, 3), "run_dir": str(run_dir)}
     row.update({f"final/{k}": v for k, v in diagnostics.items()})

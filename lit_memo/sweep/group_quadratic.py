@@ -211,7 +211,7 @@ def _finish(cli, member: QuadraticMember, cell_dir: Path, group_size: int, train
     if member.w is not None:  # the final W, for a look without re-training
         torch.save({"weight": member.w, "steps": member.steps}, run_dir / "final_weights.pt")
     row = {"cell": member.key, "mode": "batched", "group_size": group_size, **read_metrics(cell_dir),
-           "status": member.status if member.status != "running" else "done",
+           "status": member.status,
            "wall_s": round(wall_s, 3), "train_s_shared": round(train_s, 3), "run_dir": str(run_dir)}
     if not member.log:
         row["final/train/loss"] = math.nan
