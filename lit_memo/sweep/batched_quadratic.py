@@ -211,14 +211,14 @@ class BatchedQuadraticTrainer:
 
     def _step_schedulers(self) -> None:
         lrs = []
-        for i in self.alive:
-            member = self.members[i]
-            if member.scheduler is not None:
-                with warnings.catch_warnings():  # its optimizer never steps (the stack does): torch would warn
-                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+        with warnings.catch_warnings():  # their optimizers never step (the stack does): torch would warn
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+            for i in self.alive:
+                member = self.members[i]
+                if member.scheduler is not None:
                     member.scheduler.step()
-                member.lr = member.scheduler.optimizer.param_groups[0]["lr"]
-            lrs.append(member.lr)
+                    member.lr = member.scheduler.optimizer.param_groups[0]["lr"]
+                lrs.append(member.lr)
         self.lr = torch.tensor(lrs, dtype=torch.float64)
 
     @torch.no_grad()
