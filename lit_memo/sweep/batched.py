@@ -13,8 +13,8 @@ go on, unchanged (no op mixes members).
 Why hand-written and not ``vmap`` over autograd: at these sizes the step is bound by passes over
 the (n, width) activations, so the step keeps them in one cache-resident buffer and works in
 place (``loss_and_grads``). Measured on one CPU core at n = 1000, d = 5, width 400
-(``benchmarks/bench_sweep.py --step_only``): 4.0x the autograd loop; compiled with ``torch.compile``
-only 1.7x, so the runner's ``--compile auto`` keeps it eager.
+(``benchmarks/bench_sweep.py --step_only``): 3.6-4.0x the autograd loop; compiled with
+``torch.compile`` only 1.6-1.7x, so the runner's ``--compile auto`` keeps it eager.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ from lit_memo.sweep.worker import RESULT, init_worker, load_train, read_result, 
 # --group_sizes 1 5 20 49``; benchmarks/README.md, "Sweeps"): width 100 (0.4 MB) 164 us alone,
 # 139 us in one group of 49; width 200 (0.8 MB) 248 us alone, 284-311 us in groups of 5-49; width
 # 400 (1.6 MB) 448 us alone, 528-976 us stacked. Ge et al.'s MNIST net (5.7 MB, mostly its
-# weights) ran at 0.63x stacked 9 at a time and 1.15x alone (benchmarks/bench_sweep_quadratic.py).
+# weights) ran at 0.56x stacked 9 at a time, 0.75-0.87x in pairs, 0.88-0.97x alone
+# (benchmarks/bench_sweep_quadratic.py --preset mnist --group_size G).
 MEMBER_BYTES = 2**19
 GROUP_BYTES = 16 * 2**20
 
@@ -174,7 +175,7 @@ def _submit(pool, spec: SweepSpec, group: list[dict], cells_dir: Path, compile: 
         return pool.submit(_single, cid, spec.train_args(group[0]), str(cells_dir / cid))
     ids = [cell_id(c) for c in group]
     # --compile auto leaves the step eager: batched groups train on the CPU, where the compiled in-place
-    # step is slower (benchmarks/bench_sweep.py --step_only: 1.7x a plain autograd step compiled, 4.0x
+    # step is slower (benchmarks/bench_sweep.py --step_only: 1.6-1.7x a plain autograd step compiled, 3.6-4.0x
     # eager), after seconds of compiling per group
     use_compile = compile == "on"
     return pool.submit(_group, ids, [spec.train_args(c) for c in group], str(cells_dir / ("group-" + ids[0])), use_compile)
